@@ -1,0 +1,100 @@
+"""Settings from the environment (prefix VIDGATE_) and `.env`. `.env.example` lists every field."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_TOKENS = frozenset({"", "changeme", "change-me", "admin", "secret"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VIDGATE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Literal["development", "production", "test"] = "development"
+
+    # -- core
+    database_url: str | None = None  # default: sqlite+aiosqlite under storage_dir
+    storage_dir: Path = Path("./data")
+    admin_token: SecretStr | None = None
+    bootstrap_api_key: SecretStr | None = None
+    public_base_url: str | None = None  # e.g. https://vidgate.example.com (no trailing /v1)
+    signing_secret: SecretStr | None = None  # signs asset links; default: a key file in storage_dir
+
+    # -- limits
+    max_body_bytes: int = 256 * 1024 * 1024
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_video_upload_bytes: int = 200 * 1024 * 1024
+    retention_hours: float = 24.0  # how long finished assets stay downloadable
+    url_ttl_seconds: int = 3600
+
+    # -- task engine
+    run_engine: bool = True
+    engine_tick_ms: int = 500
+    poll_interval_ms: int = 2000  # first poll delay when the provider gives no hint
+    poll_max_interval_ms: int = 30_000
+    poll_concurrency: int = 16
+    task_timeout_s: int = 3 * 3600  # a task still unfinished after this is failed
+    claim_lease_s: int = 120  # a claimed task is released after this if its worker died
+    janitor_interval_s: int = 60
+    param_policy: Literal["nearest", "strict"] = "nearest"
+
+    # -- sandbox (the built-in offline provider)
+    sandbox_enabled: bool = True
+    sandbox_latency_ms: int = 2000
+    sandbox_progress_steps: int = 4
+    sandbox_fps: int = 24
+    sandbox_aliases: str = "sora-2,sora-2-pro,sora-2-2025-10-06,sora-2-pro-2025-10-06,sora-2-2025-12-08"
+
+    # -- vendors (enabled when credentials are set; _BASE_URL overrides the endpoint)
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    dashscope_api_key: SecretStr | None = None
+    dashscope_base_url: str = "https://dashscope.aliyuncs.com"
+    kling_access_key: SecretStr | None = None
+    kling_secret_key: SecretStr | None = None
+    kling_base_url: str = "https://api-singapore.klingai.com"
+    jimeng_access_key: SecretStr | None = None
+    jimeng_secret_key: SecretStr | None = None
+    jimeng_base_url: str = "https://visual.volcengineapi.com"
+    vidu_api_key: SecretStr | None = None
+    vidu_base_url: str = "https://api.vidu.com"
+    vendor_timeout_s: float = 60.0
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_admin_token(self) -> Settings:
+        token = self.admin_token.get_secret_value() if self.admin_token else None
+        if self.environment == "production" and token is not None and token.lower() in PLACEHOLDER_TOKENS:
+            raise ValueError("VIDGATE_ADMIN_TOKEN is a placeholder; set a real secret in production")
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # accept the usual sync spellings and pick the async driver
+            if url.startswith("postgres://"):
+                url = "postgresql+asyncpg://" + url.removeprefix("postgres://")
+            elif url.startswith("postgresql://"):
+                url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
+            elif url.startswith("sqlite:///"):
+                url = "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+            return url
+        return f"sqlite+aiosqlite:///{(self.storage_dir / 'vidgate.db').resolve()}"
+
+    @property
+    def sandbox_alias_list(self) -> list[str]:
+        return [a.strip() for a in self.sandbox_aliases.split(",") if a.strip()]
+
+
+def get_settings() -> Settings:
+    return Settings()
+

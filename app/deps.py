@@ -1,0 +1,40 @@
+"""Annotated dependency aliases (the template's habit)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.context import Gateway
+from app.db import get_session
+from app.errors import AuthenticationFailed
+from app.keys import service as keys
+from app.keys.models import ApiKey
+
+
+def get_gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+async def authenticate(request: Request, session: Annotated[AsyncSession, Depends(get_session)]) -> ApiKey:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationFailed(
+            "You didn't provide an API key. Send it in the Authorization header as 'Bearer YOUR_KEY'."
+        )
+    key = await keys.authenticate(session, token)
+    if key is None:
+        shown = token[:6] + "*" * 4 + token[-4:] if len(token) > 12 else "****"
+        raise AuthenticationFailed(f"Incorrect API key provided: {shown}.")
+    request.state.api_key_prefix = key.prefix
+    return key
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+ApiKeyDep = Annotated[ApiKey, Depends(authenticate)]

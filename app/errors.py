@@ -1,0 +1,149 @@
+"""One error tree, rendered by one handler as OpenAI's envelope:
+`{"error": {"message", "type", "param", "code"}}`, all four keys present."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("vidgate.errors")
+
+
+class GatewayError(Exception):
+    status_code = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class InvalidRequest(GatewayError):
+    status_code = 400
+    type = "invalid_request_error"
+
+
+class PayloadTooLarge(InvalidRequest):
+    status_code = 413
+
+
+class AuthenticationFailed(GatewayError):
+    status_code = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status_code = 403
+    type = "invalid_request_error"
+
+
+class NotFound(GatewayError):
+    status_code = 404
+    type = "invalid_request_error"
+
+
+class MethodNotAllowed(GatewayError):
+    status_code = 405
+    type = "invalid_request_error"
+
+
+class RateLimited(GatewayError):
+    status_code = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        if retry_after is not None:
+            # the SDK ignores waits above 120 s and retries on its own backoff instead
+            self.headers.setdefault("Retry-After", str(max(1, min(120, round(retry_after)))))
+
+
+class UpstreamError(GatewayError):
+    status_code = 502
+    type = "server_error"
+    code = "upstream_error"
+
+
+class UpstreamUnavailable(GatewayError):
+    status_code = 503
+    type = "server_error"
+    code = "upstream_unavailable"
+
+
+def error_response(exc: GatewayError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+
+_HTTP_STATUS_ERRORS: dict[int, type[GatewayError]] = {
+    400: InvalidRequest,
+    401: AuthenticationFailed,
+    403: PermissionDenied,
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+    429: RateLimited,
+}
+
+
+def _first_param(errors: list[Any]) -> str | None:
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        if loc:
+            return ".".join(loc)
+    return None
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GatewayError)
+    async def _gateway(_: Request, exc: GatewayError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        param = _first_param(errors)
+        msg = errors[0].get("msg", "Invalid request") if errors else "Invalid request"
+        text = f"Invalid value for '{param}': {msg}" if param else str(msg)
+        return error_response(InvalidRequest(text, param=param, code="invalid_value"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        cls = _HTTP_STATUS_ERRORS.get(exc.status_code)
+        if exc.status_code == 404:
+            err: GatewayError = NotFound("Unknown route. See the API reference for the available endpoints.",
+                                         code="unknown_url")
+        elif exc.status_code == 405:
+            err = MethodNotAllowed("Method not allowed for this route.", code="method_not_allowed")
+        elif cls is not None:
+            err = cls(str(exc.detail))
+        else:
+            err = GatewayError(str(exc.detail))
+            err.status_code = exc.status_code
+        return JSONResponse(err.body(), status_code=exc.status_code, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(GatewayError("The server had an error while processing your request."))

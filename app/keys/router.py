@@ -1,0 +1,32 @@
+"""`/v1/models`: the models (and aliases) the calling key may use, in OpenAI's models-list shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from app.deps import ApiKeyDep, GatewayDep
+from app.videos.service import available_models
+
+router = APIRouter(prefix="/v1", tags=["models"])
+
+
+def _model(gw: GatewayDep, name: str) -> dict[str, Any]:
+    route = gw.registry.resolve(name)
+    owner = route.caps.provider if route else "vidgate"
+    return {"id": name, "object": "model", "created": gw.registry.created, "owned_by": owner}
+
+
+@router.get("/models", summary="List models")
+async def list_models(gw: GatewayDep, key: ApiKeyDep) -> dict[str, Any]:
+    return {"object": "list", "data": [_model(gw, n) for n in available_models(gw, key)]}
+
+
+@router.get("/models/{model_id}", summary="Retrieve a model")
+async def get_model(model_id: str, gw: GatewayDep, key: ApiKeyDep) -> dict[str, Any]:
+    from app.errors import NotFound
+
+    if model_id not in available_models(gw, key):
+        raise NotFound(f"The model '{model_id}' does not exist.", param="model", code="model_not_found")
+    return _model(gw, model_id)

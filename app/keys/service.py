@@ -1,0 +1,83 @@
+"""API keys: creation, lookup by SHA-256, revocation. Secrets are shown once and never stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import new_id, now
+from app.keys.models import ApiKey
+
+KEY_PREFIX = "sk-vg-"
+
+
+def generate_secret() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def display_prefix(secret: str) -> str:
+    return secret[: len(KEY_PREFIX) + 6] if secret.startswith(KEY_PREFIX) else secret[:8]
+
+
+async def create_key(
+    session: AsyncSession,
+    *,
+    name: str,
+    owner: str | None = None,
+    models: list[str] | None = None,
+    secret: str | None = None,
+) -> tuple[ApiKey, str]:
+    secret = secret or generate_secret()
+    key = ApiKey(
+        id=new_id("key", 12),
+        name=name,
+        owner=owner or new_id("user", 12),
+        key_hash=hash_secret(secret),
+        prefix=display_prefix(secret),
+        models=models or None,
+        created_at=now(),
+    )
+    session.add(key)
+    await session.flush()
+    return key, secret
+
+
+async def ensure_key(session: AsyncSession, *, secret: str, name: str) -> ApiKey:
+    """Create the key for `secret` unless it exists (the bootstrap key). A revoked one stays revoked."""
+    existing = await session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_secret(secret)))
+    if existing is not None:
+        return existing
+    key, _ = await create_key(session, name=name, owner="bootstrap", secret=secret)
+    return key
+
+
+async def authenticate(session: AsyncSession, secret: str) -> ApiKey | None:
+    digest = hash_secret(secret)
+    key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+    # the index lookup already matched; compare again in constant time so timing says nothing
+    if key is None or not hmac.compare_digest(key.key_hash, digest) or not key.active:
+        return None
+    return key
+
+
+async def list_keys(session: AsyncSession) -> list[ApiKey]:
+    return list((await session.scalars(select(ApiKey).order_by(ApiKey.created_at))).all())
+
+
+async def revoke_key(session: AsyncSession, ident: str) -> int:
+    """Revoke by id, display prefix or name. Returns how many keys were revoked."""
+    result = await session.execute(
+        update(ApiKey)
+        .where(or_(ApiKey.id == ident, ApiKey.prefix == ident, ApiKey.name == ident))
+        .where(ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now())
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,91 @@
+"""The ASGI application. Nothing is built at import time: `create_app()` and its lifespan do it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from app.config import Settings
+from app.context import Gateway
+from app.db import create_engine, create_sessionmaker
+from app.errors import install_error_handlers
+from app.keys import service as keys
+from app.keys.router import router as models_router
+from app.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from app.providers.registry import build_registry
+from app.storage import LocalStorage
+from app.videos.engine import TaskEngine
+from app.videos.files import router as files_router
+from app.videos.links import LinkSigner, load_or_create_secret
+from app.videos.router import router as videos_router
+
+log = logging.getLogger("vidgate")
+
+
+async def build_gateway(settings: Settings, *, http: httpx.AsyncClient | None = None) -> Gateway:
+    storage_dir = settings.storage_dir
+    storage_dir.mkdir(parents=True, exist_ok=True)
+    db = create_engine(settings.resolved_database_url)
+    client = http or httpx.AsyncClient(timeout=httpx.Timeout(settings.vendor_timeout_s, connect=10.0))
+    secret = (
+        settings.signing_secret.get_secret_value().encode()
+        if settings.signing_secret
+        else load_or_create_secret(storage_dir)
+    )
+    return Gateway(
+        settings=settings,
+        db=db,
+        sessionmaker=create_sessionmaker(db),
+        registry=build_registry(settings, client),
+        storage=LocalStorage(storage_dir / "assets"),
+        signer=LinkSigner(secret),
+        http=client,
+    )
+
+
+def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gw = await build_gateway(settings, http=http)
+        if settings.bootstrap_api_key is not None and settings.bootstrap_api_key.get_secret_value():
+            async with gw.sessionmaker() as s:
+                await keys.ensure_key(s, secret=settings.bootstrap_api_key.get_secret_value(), name="bootstrap")
+                await s.commit()
+        app.state.gateway = gw
+        app.state.sessionmaker = gw.sessionmaker
+        if settings.run_engine:
+            gw.engine = TaskEngine(gw)
+            await gw.engine.start()
+        try:
+            yield
+        finally:
+            if gw.engine is not None:
+                await gw.engine.stop()
+            if http is None:
+                await gw.http.aclose()
+            await gw.db.dispose()
+
+    app = FastAPI(
+        title="vidgate",
+        version="0.1.0",
+        description="OpenAI-compatible video generation gateway (`/v1/videos`).",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(videos_router)
+    app.include_router(models_router)
+    app.include_router(files_router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,184 @@
+"""The built-in offline `sandbox` provider: renders real H.264 MP4s locally with PyAV.
+
+It behaves like a remote vendor: `submit` returns a task id at once, `poll` walks the task through
+queued → in_progress → completed after a configurable latency, and `download` hands over the asset.
+Everything needed to finish a task after a restart lives in the task's `meta` and in `work_dir`
+(the sandbox's own "vendor-side" files), so restarts lose nothing.
+
+Client knobs in `metadata`: `sandbox_latency_ms` (generation time), `sandbox_fail` (the task ends
+`failed` with that error code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from app.media import render
+from app.providers.base import (
+    GenerationRequest,
+    Rejected,
+    TaskSnapshot,
+    VendorTask,
+    VideoStatus,
+)
+from app.providers.capabilities import ModelCaps
+
+NAME = "sandbox"
+IMAGE_TRANSPORT = "bytes"  # the service hands it image bytes (it fetches image_url itself)
+CHUNK = 1024 * 1024
+
+MODELS: tuple[ModelCaps, ...] = (
+    ModelCaps(
+        name="sandbox",
+        provider=NAME,
+        side_range=(64, 1920),
+        seconds_range=(1, 20),
+        default_size=(720, 1280),
+        default_seconds=4,
+        image="optional",
+        remix=True,
+        edit=True,
+        extend=True,
+        max_total_seconds=120,
+        description="Offline renderer: a real H.264 MP4 showing the prompt, for development and tests.",
+    ),
+)
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return max(0, int(str(value).strip()))
+    except (TypeError, ValueError):
+        return default
+
+
+class SandboxProvider:
+    name = NAME
+
+    def __init__(
+        self,
+        *,
+        work_dir: Path,
+        latency_ms: int = 2000,
+        progress_steps: int = 4,
+        fps: int = 24,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.work_dir = work_dir
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.latency_ms = latency_ms
+        self.progress_steps = max(1, progress_steps)
+        self.fps = fps
+        self.clock = clock
+
+    async def submit(self, req: GenerationRequest) -> VendorTask:
+        task_id = f"sbx_{secrets.token_hex(12)}"
+        meta: dict[str, Any] = {
+            "prompt": req.prompt,
+            "width": req.width,
+            "height": req.height,
+            "seconds": req.seconds,
+            "fps": self.fps,
+            "operation": req.operation,
+            "submitted_at": self.clock(),
+            "latency_ms": _int(req.extras.get("sandbox_latency_ms"), self.latency_ms),
+            "fail": str(req.extras["sandbox_fail"]) if req.extras.get("sandbox_fail") else None,
+            "characters": list(req.characters),
+            "seed": _int(req.extras.get("seed"), 0),
+        }
+        if req.image is not None:
+            if req.image.data is None:
+                raise Rejected(NAME, "The sandbox needs the reference image's bytes.", vendor_code="image_missing")
+            (self.work_dir / f"{task_id}.img").write_bytes(req.image.data)
+            meta["image"] = True
+        if req.operation in ("remix", "edit", "extend"):
+            if req.source_video is None or not req.source_video.is_file():
+                raise Rejected(NAME, "The source video is not available.", vendor_code="source_missing")
+            await asyncio.to_thread(shutil.copyfile, req.source_video, self.work_dir / f"{task_id}.src.mp4")
+            meta["source_seconds"] = req.source_seconds
+        return VendorTask(provider=NAME, vendor_task_id=task_id, meta=meta)
+
+    async def poll(self, task: VendorTask) -> TaskSnapshot:
+        meta = task.meta
+        latency = meta.get("latency_ms", self.latency_ms) / 1000
+        elapsed = self.clock() - float(meta["submitted_at"])
+        total_seconds = int(meta["seconds"]) + int(meta.get("source_seconds") or 0) * (
+            meta["operation"] == "extend"
+        )
+        if elapsed >= latency:
+            if meta.get("fail"):
+                return TaskSnapshot(
+                    status=VideoStatus.failed,
+                    progress=100,
+                    error_code=meta["fail"],
+                    error_message=f"Sandbox failure requested by metadata.sandbox_fail={meta['fail']!r}.",
+                )
+            return TaskSnapshot(
+                status=VideoStatus.completed,
+                progress=100,
+                seconds=total_seconds,
+                width=int(meta["width"]),
+                height=int(meta["height"]),
+            )
+        step = latency / self.progress_steps
+        done_steps = int(elapsed // step) if step > 0 else 0
+        progress = min(99, int(100 * done_steps / self.progress_steps))
+        status = VideoStatus.queued if done_steps == 0 else VideoStatus.in_progress
+        next_step = (done_steps + 1) * step - elapsed
+        return TaskSnapshot(status=status, progress=progress, poll_after=max(0.01, min(next_step, latency - elapsed)))
+
+    async def download(self, task: VendorTask, snap: TaskSnapshot) -> AsyncIterator[bytes]:
+        out = self.work_dir / f"{task.vendor_task_id}.out.mp4"
+        await asyncio.to_thread(self._render, task, out)
+        try:
+            with out.open("rb") as fh:
+                while chunk := await asyncio.to_thread(fh.read, CHUNK):
+                    yield chunk
+        finally:
+            out.unlink(missing_ok=True)
+        self._cleanup(task.vendor_task_id)
+
+    async def cancel(self, task: VendorTask) -> None:
+        self._cleanup(task.vendor_task_id)
+
+    # -- internals
+    def _render(self, task: VendorTask, out: Path) -> None:
+        meta = task.meta
+        prompt = str(meta["prompt"])
+        if meta.get("characters"):
+            prompt = f"{prompt}  [with {', '.join(meta['characters'])}]"
+        src = self.work_dir / f"{task.vendor_task_id}.src.mp4"
+        op = meta["operation"]
+        if op == "edit":
+            render.edit_video(src, out, prompt=prompt)
+            return
+        if op == "extend":
+            render.extend_video(src, out, seconds=int(meta["seconds"]), prompt=prompt)
+            return
+        first: bytes | None = None
+        img = self.work_dir / f"{task.vendor_task_id}.img"
+        if meta.get("image") and img.is_file():
+            first = img.read_bytes()
+        elif op == "remix" and src.is_file():
+            first = render.frame_png(src, which="first")
+        render.render_video(
+            out,
+            width=int(meta["width"]),
+            height=int(meta["height"]),
+            seconds=int(meta["seconds"]),
+            prompt=prompt,
+            fps=int(meta.get("fps") or self.fps),
+            first_frame=first,
+            seed=int(meta.get("seed") or 0),
+            label=f"vidgate sandbox · {op}",
+        )
+
+    def _cleanup(self, task_id: str) -> None:
+        for suffix in (".img", ".src.mp4"):
+            (self.work_dir / f"{task_id}{suffix}").unlink(missing_ok=True)

@@ -1,0 +1,3 @@
+from app.storage.local import LocalStorage, StorageError
+
+__all__ = ["LocalStorage", "StorageError"]

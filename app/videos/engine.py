@@ -1,0 +1,279 @@
+"""The task engine: the `videos` table is the queue.
+
+Each tick claims due unfinished rows (`next_poll_at <= now`; FOR UPDATE SKIP LOCKED on PostgreSQL),
+pushing `next_poll_at` out by a lease so no other worker takes them, then polls them concurrently
+within a bound. Every step commits on its own; terminal transitions are compare-and-set on the
+status, so a task is never finalised twice. A restarted process simply finds the rows again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from typing import Any
+
+from app.context import Gateway
+from app.db import now
+from app.media import render
+from app.providers import base as pb
+from app.videos import repository as repo
+from app.videos import service
+from app.videos.links import VARIANT_FILES
+from app.videos.models import Video
+
+log = logging.getLogger("vidgate.engine")
+
+MAX_SUBMIT_ATTEMPTS = 6
+MAX_DOWNLOAD_ATTEMPTS = 6
+
+
+class TaskEngine:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.settings = gw.settings
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._last_janitor = 0.0
+
+    # -- lifecycle
+    async def start(self) -> None:
+        if not self.gw.is_postgres:
+            # SQLite means one process: claims left by a killed predecessor can be taken back at once
+            async with self.gw.sessionmaker() as s:
+                released = await repo.release_all_claims(s)
+                await s.commit()
+            if released:
+                log.info("resumed %d tasks claimed before a restart", released)
+        self._loop_task = asyncio.create_task(self._run(), name="vidgate-engine")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._loop_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._loop_task, timeout)
+        if self._inflight:
+            _, pending = await asyncio.wait(self._inflight, timeout=timeout)
+            for t in pending:
+                t.cancel()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        tick = self.settings.engine_tick_ms / 1000
+        while not self._stopping.is_set():
+            try:
+                await self.run_once()
+                if now() - self._last_janitor >= self.settings.janitor_interval_s:
+                    self._last_janitor = now()
+                    await self.purge_expired()
+            except Exception:
+                log.exception("engine tick failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), tick)
+
+    async def run_once(self) -> int:
+        """Claim what is due (up to the free slots) and start working on it."""
+        free = self.settings.poll_concurrency - len(self._inflight)
+        if free <= 0:
+            return 0
+        async with self.gw.sessionmaker() as s:
+            rows = await repo.claim_due(
+                s, limit=free, lease=self.settings.claim_lease_s, skip_locked=self.gw.is_postgres
+            )
+            await s.commit()
+        for row in rows:
+            task = asyncio.create_task(self._guarded(row), name=f"task-{row.id}")
+            self._inflight.add(task)
+            task.add_done_callback(self._done)
+        return len(rows)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._wake.set()  # a slot is free
+
+    async def drain(self) -> None:
+        """Wait for the work in flight (tests and graceful shutdown)."""
+        while self._inflight:
+            await asyncio.wait(set(self._inflight))
+
+    # -- one task
+    async def _guarded(self, row: Video) -> None:
+        try:
+            await self.process(row)
+        except Exception:
+            log.exception("task %s: unexpected error", row.id)
+            await self._reschedule(row, delay=self._backoff(row.poll_errors + 1), errors=row.poll_errors + 1)
+
+    async def process(self, row: Video) -> None:
+        if now() - (row.created_ns / 1e9) > self.settings.task_timeout_s:
+            await self._fail(row, "timeout", "The task did not finish in time.")
+            return
+        provider = self.gw.registry.get(row.provider)
+        if provider is None:
+            await self._fail(row, "provider_unavailable", f"Provider '{row.provider}' is no longer configured.")
+            return
+        if row.vendor_task_id is None:
+            await self._submit(row, provider)
+            return
+        task = pb.VendorTask(row.provider, row.vendor_task_id, dict(row.vendor_meta or {}))
+        try:
+            snap = await provider.poll(task)
+        except pb.NotFoundAtVendor as exc:
+            await self._fail(row, "vendor_task_not_found", exc.message)
+            return
+        except pb.ProviderError as exc:
+            await self._poll_error(row, exc)
+            return
+        if snap.status == pb.VideoStatus.completed:
+            await self._complete(row, provider, task, snap)
+        elif snap.status == pb.VideoStatus.failed:
+            await self._fail(row, snap.error_code or "generation_failed", snap.error_message or "Generation failed.")
+        else:
+            delay = snap.poll_after if snap.poll_after is not None else self._interval(row.poll_count)
+            async with self.gw.sessionmaker() as s:
+                await repo.update_active(
+                    s,
+                    row.id,
+                    status=snap.status.value,
+                    progress=max(row.progress, min(99, snap.progress or 0)),
+                    poll_count=row.poll_count + 1,
+                    poll_errors=0,
+                    next_poll_at=now() + delay,
+                    claimed_until=None,
+                )
+                await s.commit()
+
+    async def _submit(self, row: Video, provider: pb.VideoProvider) -> None:
+        attempts = int((row.params or {}).get("submit_attempts", 0)) + 1
+        try:
+            req = await service.build_request(self.gw, row)
+            vtask = await provider.submit(req)
+        except (pb.Unavailable, pb.RateLimited) as exc:
+            if attempts >= MAX_SUBMIT_ATTEMPTS:
+                await self._fail(row, "upstream_unavailable", f"The provider could not accept the task: {exc.message}")
+                return
+            params = {**(row.params or {}), "submit_attempts": attempts}
+            async with self.gw.sessionmaker() as s:
+                await repo.update_active(
+                    s, row.id, params=params, next_poll_at=now() + self._backoff(attempts), claimed_until=None
+                )
+                await s.commit()
+            return
+        except pb.ProviderError as exc:
+            err = service.provider_error(exc)
+            await self._fail(row, err.code or "vendor_rejected", err.message)
+            return
+        async with self.gw.sessionmaker() as s:
+            await repo.update_active(
+                s,
+                row.id,
+                vendor_task_id=vtask.vendor_task_id,
+                vendor_meta=vtask.meta,
+                submitted_at=now(),
+                next_poll_at=now() + self.settings.poll_interval_ms / 1000,
+                claimed_until=None,
+            )
+            await s.commit()
+
+    async def _complete(
+        self, row: Video, provider: pb.VideoProvider, task: pb.VendorTask, snap: pb.TaskSnapshot
+    ) -> None:
+        storage = self.gw.storage
+        video_key = f"videos/{row.id}/{VARIANT_FILES['video']}"
+        try:
+            await storage.write_stream(video_key, provider.download(task, snap))
+            info = await asyncio.to_thread(render.probe_video, storage.path(video_key))
+            await asyncio.to_thread(
+                render.make_thumbnail, storage.path(video_key), storage.path(f"videos/{row.id}/thumbnail.webp")
+            )
+            await asyncio.to_thread(
+                render.make_spritesheet,
+                storage.path(video_key),
+                storage.path(f"videos/{row.id}/spritesheet.jpg"),
+            )
+        except (pb.ProviderError, OSError, render.MediaError) as exc:
+            attempts = row.poll_errors + 1
+            log.warning("task %s: download failed (%d): %r", row.id, attempts, exc)
+            if attempts >= MAX_DOWNLOAD_ATTEMPTS or isinstance(exc, render.MediaError):
+                storage.delete_prefix(f"videos/{row.id}")
+                await self._fail(row, "asset_unavailable", "The generated video could not be retrieved.")
+            else:
+                await self._reschedule(row, delay=self._backoff(attempts), errors=attempts)
+            return
+        t = now()
+        assets: dict[str, Any] = {
+            variant: {"key": f"videos/{row.id}/{name}", "bytes": storage.size(f"videos/{row.id}/{name}")}
+            for variant, name in VARIANT_FILES.items()
+        }
+        values: dict[str, Any] = {
+            "status": pb.VideoStatus.completed.value,
+            "progress": 100,
+            "completed_at": int(t),
+            "expires_at": int(t + self.settings.retention_hours * 3600),
+            "assets": assets,
+            "size": f"{info.width}x{info.height}",
+            "seconds": str(max(1, round(info.seconds))),
+            "next_poll_at": None,
+            "claimed_until": None,
+        }
+        async with self.gw.sessionmaker() as s:
+            done = await repo.update_active(s, row.id, **values)
+            await s.commit()
+        if not done:
+            log.info("task %s was finished elsewhere; dropping this copy", row.id)
+        service.discard_inputs(self.gw, row.id)
+
+    async def _fail(self, row: Video, code: str, message: str) -> None:
+        async with self.gw.sessionmaker() as s:
+            await repo.update_active(
+                s,
+                row.id,
+                status=pb.VideoStatus.failed.value,
+                error_code=code,
+                error_message=message,
+                completed_at=int(now()),
+                next_poll_at=None,
+                claimed_until=None,
+            )
+            await s.commit()
+        service.discard_inputs(self.gw, row.id)
+
+    async def _poll_error(self, row: Video, exc: pb.ProviderError) -> None:
+        errors = row.poll_errors + 1
+        level = logging.ERROR if isinstance(exc, pb.AuthFailed) else logging.WARNING
+        log.log(level, "task %s: poll failed (%d): %r", row.id, errors, exc)
+        delay = exc.retry_after if exc.retry_after else self._backoff(errors)
+        await self._reschedule(row, delay=delay, errors=errors)
+
+    async def _reschedule(self, row: Video, *, delay: float, errors: int) -> None:
+        async with self.gw.sessionmaker() as s:
+            await repo.update_active(s, row.id, poll_errors=errors, next_poll_at=now() + delay, claimed_until=None)
+            await s.commit()
+
+    def _interval(self, polls: int) -> float:
+        base = self.settings.poll_interval_ms / 1000
+        return min(self.settings.poll_max_interval_ms / 1000, base * (1.25**polls))
+
+    def _backoff(self, attempts: int) -> float:
+        base = self.settings.poll_interval_ms / 1000
+        delay = min(self.settings.poll_max_interval_ms / 1000 * 4, base * (2 ** min(attempts, 10)))
+        return delay * random.uniform(0.8, 1.2)
+
+    # -- retention
+    async def purge_expired(self) -> int:
+        async with self.gw.sessionmaker() as s:
+            rows = await repo.expired_unpurged(s)
+            for row in rows:
+                self.gw.storage.delete_prefix(f"videos/{row.id}")
+                row.assets_purged_at = now()
+            await s.commit()
+        if rows:
+            log.info("purged assets of %d expired videos", len(rows))
+        return len(rows)

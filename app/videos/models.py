@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import BigInteger, Float, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+
+
+class Video(Base):
+    """A video task. The table is also the engine's queue (`next_poll_at`, `claimed_until`)."""
+
+    __tablename__ = "videos"
+    __table_args__ = (
+        Index("ix_videos_owner_order", "owner", "created_ns", "id"),
+        Index("ix_videos_queue", "status", "next_poll_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    api_key_id: Mapped[str] = mapped_column(String(64), index=True)
+    operation: Mapped[str] = mapped_column(String(16), default="create")
+    model: Mapped[str] = mapped_column(String(200))  # what the client asked for (echoed)
+    provider: Mapped[str] = mapped_column(String(40))
+    vendor_model: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    size: Mapped[str] = mapped_column(String(20))
+    seconds: Mapped[str] = mapped_column(String(10))
+    quality: Mapped[str] = mapped_column(String(20), default="standard")
+    remixed_from_video_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    source_video_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)  # metadata, characters, inputs
+    created_ns: Mapped[int] = mapped_column(BigInteger)  # creation order, finer than a second
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[float] = mapped_column(Float)
+    completed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # vendor side
+    vendor_task_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    vendor_meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    submitted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    next_poll_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    claimed_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    poll_count: Mapped[int] = mapped_column(Integer, default=0)
+    poll_errors: Mapped[int] = mapped_column(Integer, default=0)
+    # assets
+    assets: Mapped[dict[str, Any]] = mapped_column(default=dict)  # variant -> {key, bytes, type}
+    assets_purged_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    deleted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Character(Base):
+    __tablename__ = "characters"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    asset_key: Mapped[str | None] = mapped_column(String(300), nullable=True)

@@ -1,0 +1,129 @@
+"""Request bodies as the SDKs really send them: multipart (bracket-encoded nested fields, files) or JSON.
+
+The result is one plain dict per request, the same whichever encoding the client used, plus the
+uploaded files by field name. Coercion of individual fields happens in the service.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+
+from app.errors import InvalidRequest, PayloadTooLarge
+
+_NAME_RE = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+_PART_RE = re.compile(r"\[([^\[\]]*)\]")
+
+
+@dataclass
+class Upload:
+    field: str
+    filename: str
+    content_type: str
+    file: UploadFile
+
+    async def read(self, limit: int, *, param: str) -> bytes:
+        await self.file.seek(0)
+        data = await self.file.read(limit + 1)
+        if len(data) > limit:
+            raise PayloadTooLarge(
+                f"The uploaded file '{self.filename}' is larger than the limit of {limit} bytes.",
+                param=param,
+                code="file_too_large",
+            )
+        return data
+
+
+@dataclass
+class ParsedBody:
+    fields: dict[str, Any]
+    files: dict[str, Upload]
+    encoding: str  # "json" | "multipart" | "form" | "empty"
+
+
+def _split(name: str) -> list[str]:
+    m = _NAME_RE.match(name)
+    if not m:
+        raise InvalidRequest(f"Malformed field name '{name}'.", param=name, code="invalid_field_name")
+    return [m.group(1), *_PART_RE.findall(m.group(2))]
+
+
+def _assign(container: dict[str, Any], path: list[str], value: Any, full: str) -> None:
+    """qs-style bracket semantics: `a[b]` nests, `a[]` appends, `a[][k]` starts a new object when `k` repeats."""
+    key, rest = path[0], path[1:]
+    if not rest:
+        if key in container and not isinstance(container[key], (dict, list)):
+            # a repeated scalar: keep the last, as most form parsers do
+            pass
+        container[key] = value
+        return
+    nxt = rest[0]
+    if nxt == "":
+        lst = container.setdefault(key, [])
+        if not isinstance(lst, list):
+            raise InvalidRequest(f"Field '{full}' mixes a list with another type.", param=full)
+        if len(rest) == 1:
+            lst.append(value)
+            return
+        sub_key = rest[1]
+        if not lst or not isinstance(lst[-1], dict) or sub_key in lst[-1]:
+            lst.append({})
+        _assign(lst[-1], rest[1:], value, full)
+        return
+    sub = container.setdefault(key, {})
+    if not isinstance(sub, dict):
+        raise InvalidRequest(f"Field '{full}' mixes an object with another type.", param=full)
+    _assign(sub, rest, value, full)
+
+
+def nest(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        _assign(out, _split(name), value, name)
+    return out
+
+
+async def parse_body(request: Request, *, max_part_bytes: int, max_files: int = 8) -> ParsedBody:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        try:
+            form = await request.form(max_files=max_files, max_fields=1000, max_part_size=max_part_bytes)
+        except MultiPartException as exc:
+            raise InvalidRequest(f"Malformed multipart body: {exc.message}", code="invalid_body") from None
+        pairs: list[tuple[str, Any]] = []
+        files: dict[str, Upload] = {}
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                files[name] = Upload(
+                    field=name,
+                    filename=value.filename or name,
+                    content_type=(value.content_type or "application/octet-stream").lower(),
+                    file=value,
+                )
+            else:
+                pairs.append((name, value))
+        return ParsedBody(nest(pairs), files, "multipart" if ctype.startswith("multipart") else "form")
+    raw = await request.body()
+    if not raw.strip():
+        return ParsedBody({}, {}, "empty")
+    if ctype in ("application/json", "") or ctype.endswith("+json") or raw.lstrip()[:1] == b"{":
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidRequest(
+                f"We could not parse the JSON body of your request: {exc}. The body must be a JSON object.",
+                code="invalid_json",
+            ) from None
+        if not isinstance(data, dict):
+            raise InvalidRequest("The JSON body must be an object.", code="invalid_json")
+        return ParsedBody(data, {}, "json")
+    raise InvalidRequest(
+        f"Unsupported Content-Type '{ctype}': send application/json or multipart/form-data.",
+        code="unsupported_content_type",
+    )

@@ -1,0 +1,123 @@
+"""All SQL for videos and characters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import now
+from app.providers.base import TERMINAL, VideoStatus
+from app.videos.models import Character, Video
+
+ACTIVE = (VideoStatus.queued.value, VideoStatus.in_progress.value)
+
+
+async def get_owned(session: AsyncSession, owner: str, video_id: str) -> Video | None:
+    return await session.scalar(
+        select(Video).where(Video.id == video_id, Video.owner == owner, Video.deleted_at.is_(None))
+    )
+
+
+async def get(session: AsyncSession, video_id: str) -> Video | None:
+    return await session.get(Video, video_id)
+
+
+async def list_owned(
+    session: AsyncSession, owner: str, *, after: Video | None, limit: int, order: str
+) -> tuple[list[Video], bool]:
+    q = select(Video).where(Video.owner == owner, Video.deleted_at.is_(None))
+    if order == "asc":
+        if after is not None:
+            q = q.where(
+                or_(
+                    Video.created_ns > after.created_ns,
+                    and_(Video.created_ns == after.created_ns, Video.id > after.id),
+                )
+            )
+        q = q.order_by(Video.created_ns.asc(), Video.id.asc())
+    else:
+        if after is not None:
+            q = q.where(
+                or_(
+                    Video.created_ns < after.created_ns,
+                    and_(Video.created_ns == after.created_ns, Video.id < after.id),
+                )
+            )
+        q = q.order_by(Video.created_ns.desc(), Video.id.desc())
+    rows = list((await session.scalars(q.limit(limit + 1))).all())
+    return rows[:limit], len(rows) > limit
+
+
+async def cursor_row(session: AsyncSession, owner: str, video_id: str) -> Video | None:
+    # deleted rows still anchor a cursor, so deleting while paging does not break the page chain
+    return await session.scalar(select(Video).where(Video.id == video_id, Video.owner == owner))
+
+
+async def delete_row(session: AsyncSession, video_id: str) -> None:
+    await session.execute(delete(Video).where(Video.id == video_id))
+
+
+async def claim_due(session: AsyncSession, *, limit: int, lease: float, skip_locked: bool) -> list[Video]:
+    """Claim due unfinished tasks. PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never share one."""
+    t = now()
+    q = (
+        select(Video)
+        .where(Video.status.in_(ACTIVE), Video.deleted_at.is_(None), Video.next_poll_at <= t)
+        .order_by(Video.next_poll_at)
+        .limit(limit)
+    )
+    if skip_locked:
+        q = q.with_for_update(skip_locked=True)
+    rows = list((await session.scalars(q)).all())
+    if rows:
+        await session.execute(
+            update(Video)
+            .where(Video.id.in_([r.id for r in rows]))
+            .values(next_poll_at=t + lease, claimed_until=t + lease)
+        )
+    return rows
+
+
+async def release_all_claims(session: AsyncSession) -> int:
+    t = now()
+    result = await session.execute(
+        update(Video)
+        .where(Video.status.in_(ACTIVE), Video.claimed_until.is_not(None))
+        .values(claimed_until=None, next_poll_at=t)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def update_active(session: AsyncSession, video_id: str, **values: Any) -> bool:
+    """Compare-and-set on an unfinished task: a finished task is never touched again."""
+    values.setdefault("updated_at", now())
+    result = await session.execute(
+        update(Video).where(Video.id == video_id, Video.status.in_(ACTIVE)).values(**values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def expired_unpurged(session: AsyncSession, *, limit: int = 100) -> Sequence[Video]:
+    t = now()
+    return (
+        await session.scalars(
+            select(Video)
+            .where(
+                Video.status == VideoStatus.completed.value,
+                Video.expires_at.is_not(None),
+                Video.expires_at <= t,
+                Video.assets_purged_at.is_(None),
+            )
+            .limit(limit)
+        )
+    ).all()
+
+
+async def get_character(session: AsyncSession, owner: str, character_id: str) -> Character | None:
+    return await session.scalar(select(Character).where(Character.id == character_id, Character.owner == owner))
+
+
+__all__ = ["ACTIVE", "TERMINAL"]

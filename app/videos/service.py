@@ -1,0 +1,573 @@
+"""Decisions about videos: validation against capabilities, ownership, submission, reads.
+
+Creation spans a vendor call, so, like the engine, it commits in short steps of its own: the task
+row is stored before the vendor is asked (a crash in between is recovered by the engine), and the
+vendor's id is stored right after. Reads use the request's session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import errors
+from app.context import Gateway
+from app.db import new_id, now
+from app.keys.models import ApiKey
+from app.media import render
+from app.providers import base as pb
+from app.providers.capabilities import CapabilityError, ModelCaps, parse_seconds, parse_size
+from app.providers.registry import Route
+from app.videos import repository as repo
+from app.videos.inputs import (
+    CommonFields,
+    ImageRef,
+    common_fields,
+    resolve_image,
+)
+from app.videos.links import MEDIA_TYPES, VARIANT_FILES
+from app.videos.models import Character, Video
+from app.videos.parsing import ParsedBody, Upload
+
+log = logging.getLogger("vidgate.videos")
+
+DEFAULT_MODEL = "sora-2"
+SUBMIT_GRACE_S = 30.0  # an unsubmitted row older than this is (re)submitted by the engine
+IMAGE_EXT = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+
+
+def not_found(video_id: str) -> errors.NotFound:
+    # identical for unknown ids and other owners' ids: nothing leaks
+    return errors.NotFound(f"Video with id '{video_id}' not found.", param="video_id", code="video_not_found")
+
+
+def provider_error(exc: pb.ProviderError) -> errors.GatewayError:
+    """The one border between vendor errors and HTTP errors."""
+    if isinstance(exc, pb.Rejected):
+        return errors.InvalidRequest(exc.message, code=exc.vendor_code or "vendor_rejected")
+    if isinstance(exc, pb.Unsupported):
+        return errors.InvalidRequest(exc.message, code="unsupported_operation")
+    if isinstance(exc, pb.RateLimited):
+        return errors.RateLimited(
+            f"The upstream provider is rate limiting requests: {exc.message}", retry_after=exc.retry_after or 5
+        )
+    if isinstance(exc, pb.AuthFailed):
+        log.error("provider %s refused our credentials: %s", exc.provider, exc.message)
+        return errors.UpstreamError(
+            "The upstream provider refused the gateway's credentials; the operator has to fix its configuration.",
+            code="upstream_auth_failed",
+        )
+    if isinstance(exc, pb.Unavailable):
+        return errors.UpstreamUnavailable(f"The upstream provider is unavailable: {exc.message}")
+    return errors.UpstreamError(f"The upstream provider failed: {exc.message}")
+
+
+# -- routing and capabilities ------------------------------------------------------------------------
+
+
+def available_models(gw: Gateway, key: ApiKey) -> list[str]:
+    return [m for m in gw.registry.names() if key.may_use(m)]
+
+
+def route_for(gw: Gateway, key: ApiKey, model: str) -> Route:
+    route = gw.registry.resolve(model)
+    if route is None:
+        names = ", ".join(available_models(gw, key)) or "(none)"
+        raise errors.InvalidRequest(
+            f"The model '{model}' does not exist or is not served by this gateway. Available models: {names}.",
+            param="model",
+            code="model_not_found",
+        )
+    if not key.may_use(model):
+        names = ", ".join(available_models(gw, key)) or "(none)"
+        raise errors.PermissionDenied(
+            f"This API key may not use the model '{model}'. Allowed models: {names}.",
+            param="model",
+            code="model_not_allowed",
+        )
+    return route
+
+
+def _policy(gw: Gateway, caps: ModelCaps) -> Any:
+    # the sandbox is a test tool: its limits are exact, so client authors see their mistakes
+    return "strict" if caps.provider == "sandbox" else gw.settings.param_policy
+
+
+def _cap(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except CapabilityError as exc:
+        raise errors.InvalidRequest(exc.message, param=exc.param, code=exc.code) from None
+
+
+def resolve_size_seconds(gw: Gateway, caps: ModelCaps, size: str | None, seconds: Any) -> tuple[int, int, int]:
+    spec = _cap(parse_size, size) if size else None
+    secs = _cap(parse_seconds, seconds) if seconds is not None else None
+    policy = _policy(gw, caps)
+    w, h = _cap(caps.resolve_size, spec, policy)
+    s = _cap(caps.resolve_seconds, secs, policy)
+    return w, h, s
+
+
+# -- creation ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Draft:
+    """A validated task, not yet stored."""
+
+    video: Video
+    image: ImageRef | None = None
+    last_frame: ImageRef | None = None
+    source_upload: Upload | None = None
+
+
+async def _images(gw: Gateway, route: Route, f: CommonFields, draft: Draft) -> None:
+    limit = gw.settings.max_image_bytes
+    if f.image is not None:
+        if route.caps.image == "none":
+            raise errors.InvalidRequest(
+                f"Model '{route.requested}' does not take a reference image.", param="input_reference"
+            )
+        draft.image = await resolve_image(f.image, transport=route.image_transport, client=gw.http, limit=limit)
+    elif route.caps.image == "required":
+        raise errors.InvalidRequest(
+            f"Model '{route.requested}' needs a reference image: send 'input_reference' "
+            "(a file, or input_reference[image_url]).",
+            param="input_reference",
+            code="missing_required_parameter",
+        )
+    if f.last_frame is not None:
+        if not route.caps.last_frame:
+            raise errors.InvalidRequest(
+                f"Model '{route.requested}' does not take a last frame.", param=f.last_frame.param
+            )
+        draft.last_frame = await resolve_image(
+            f.last_frame, transport=route.image_transport, client=gw.http, limit=limit
+        )
+    needs_url = route.image_transport == "url"
+    uploaded = [i for i in (draft.image, draft.last_frame) if i is not None and i.url is None]
+    if needs_url and uploaded and not gw.settings.public_base_url:
+        raise errors.InvalidRequest(
+            f"Model '{route.requested}' fetches reference images by URL, and this gateway has no public "
+            "address to serve uploaded images from. Pass 'input_reference[image_url]' instead, or ask the "
+            "operator to set VIDGATE_PUBLIC_BASE_URL.",
+            param="input_reference",
+            code="public_base_url_required",
+        )
+
+
+async def _characters(session: AsyncSession, key: ApiKey, ids: list[str]) -> list[str]:
+    names = []
+    for cid in ids:
+        char = await repo.get_character(session, key.owner, cid)
+        if char is None:
+            raise errors.InvalidRequest(f"Character '{cid}' not found.", param="characters", code="invalid_value")
+        names.append(char.name)
+    return names
+
+
+def _new_row(key: ApiKey, route: Route, *, prompt: str, w: int, h: int, seconds: int, op: str) -> Video:
+    t = time.time_ns()
+    return Video(
+        id=new_id("video"),
+        owner=key.owner,
+        api_key_id=key.id,
+        operation=op,
+        model=route.requested,
+        provider=route.caps.provider,
+        vendor_model=route.caps.name,
+        status=pb.VideoStatus.queued.value,
+        progress=0,
+        prompt=prompt,
+        size=f"{w}x{h}",
+        seconds=str(seconds),
+        quality="standard",
+        params={},
+        created_ns=t,
+        created_at=t // 1_000_000_000,
+        updated_at=t / 1e9,
+        vendor_meta={},
+        assets={},
+        poll_count=0,
+        poll_errors=0,
+    )
+
+
+async def draft_create(gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody) -> Draft:
+    f = common_fields(body)
+    route = route_for(gw, key, f.model or DEFAULT_MODEL)
+    w, h, s = resolve_size_seconds(gw, route.caps, f.size, f.seconds)
+    row = _new_row(key, route, prompt=f.prompt, w=w, h=h, seconds=s, op="create")
+    draft = Draft(row)
+    await _images(gw, route, f, draft)
+    row.params = {"metadata": f.metadata, "characters": await _characters(session, key, f.characters)}
+    return draft
+
+
+async def _source_video(session: AsyncSession, key: ApiKey, video_id: str, *, op: str, param: str) -> Video:
+    src = await repo.get_owned(session, key.owner, video_id)
+    if src is None:
+        raise not_found(video_id)
+    if src.status != pb.VideoStatus.completed.value:
+        raise errors.InvalidRequest(
+            f"Video '{video_id}' is {src.status}; only a completed video can be used for {op}.",
+            param=param,
+            code="video_not_ready",
+        )
+    return src
+
+
+def _require(route: Route, op: str, flag: bool) -> None:
+    if not flag:
+        raise errors.InvalidRequest(
+            f"Model '{route.requested}' does not support {op}.", param="model", code="unsupported_operation"
+        )
+
+
+async def draft_remix(gw: Gateway, session: AsyncSession, key: ApiKey, video_id: str, body: ParsedBody) -> Draft:
+    f = common_fields(body)
+    src = await _source_video(session, key, video_id, op="remix", param="video_id")
+    route = route_for(gw, key, src.model)
+    _require(route, "remix", route.caps.remix)
+    w, h = (int(x) for x in src.size.split("x"))
+    row = _new_row(key, route, prompt=f.prompt, w=w, h=h, seconds=int(src.seconds), op="remix")
+    row.remixed_from_video_id = src.id
+    row.source_video_id = src.id
+    row.params = {"metadata": f.metadata, "characters": []}
+    return Draft(row)
+
+
+async def _edit_like(
+    gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody, *, op: str
+) -> tuple[CommonFields, Route, Draft, int, int, int]:
+    f = common_fields(body)
+    if f.video is None:
+        raise errors.InvalidRequest(
+            "Missing required parameter: 'video' (an uploaded MP4 file, or video[id] of one of your videos).",
+            param="video",
+            code="missing_required_parameter",
+        )
+    if f.video.video_id is not None:
+        src = await _source_video(session, key, f.video.video_id, op=op, param="video")
+        route = route_for(gw, key, f.model or src.model)
+        w, h = (int(x) for x in src.size.split("x"))
+        secs = int(src.seconds)
+        row = _new_row(key, route, prompt=f.prompt, w=w, h=h, seconds=secs, op=op)
+        row.source_video_id = src.id
+        return f, route, Draft(row), w, h, secs
+    assert f.video.upload is not None
+    route = route_for(gw, key, f.model or DEFAULT_MODEL)
+    upload = f.video.upload
+    tmp = gw.storage.temp_path(".mp4")
+    data = await upload.read(gw.settings.max_video_upload_bytes, param="video")
+    await asyncio.to_thread(tmp.write_bytes, data)
+    try:
+        info = await asyncio.to_thread(render.probe_video, tmp)
+    except render.MediaError:
+        raise errors.InvalidRequest(
+            "The uploaded 'video' is not a decodable video file.", param="video", code="invalid_video"
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    w, h, secs = info.width, info.height, max(1, round(info.seconds))
+    row = _new_row(key, route, prompt=f.prompt, w=w, h=h, seconds=secs, op=op)
+    return f, route, Draft(row, source_upload=upload), w, h, secs
+
+
+async def draft_edit(gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody) -> Draft:
+    f, route, draft, *_ = await _edit_like(gw, session, key, body, op="edit")
+    _require(route, "edits", route.caps.edit)
+    draft.video.params = {"metadata": f.metadata, "characters": []}
+    return draft
+
+
+async def draft_extend(gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody) -> Draft:
+    f, route, draft, _, _, src_secs = await _edit_like(gw, session, key, body, op="extend")
+    _require(route, "extensions", route.caps.extend)
+    if f.seconds is None:
+        raise errors.InvalidRequest(
+            "Missing required parameter: 'seconds' (the length of the extension).",
+            param="seconds",
+            code="missing_required_parameter",
+        )
+    segment = _cap(route.caps.resolve_seconds, _cap(parse_seconds, f.seconds), _policy(gw, route.caps))
+    total = src_secs + segment
+    if total > route.caps.max_total_seconds:
+        raise errors.InvalidRequest(
+            f"The extended video would be {total} seconds long; the maximum for model '{route.requested}' is "
+            f"{route.caps.max_total_seconds}.",
+            param="seconds",
+            code="invalid_value",
+        )
+    draft.video.seconds = str(total)
+    draft.video.params = {
+        "metadata": f.metadata,
+        "characters": [],
+        "segment_seconds": segment,
+        "source_seconds": src_secs,
+    }
+    return draft
+
+
+def _store_inputs(gw: Gateway, draft: Draft) -> None:
+    row = draft.video
+    for name, img in (("first", draft.image), ("last", draft.last_frame)):
+        if img is None:
+            continue
+        entry: dict[str, Any] = {"url": img.url, "mime": img.mime}
+        if img.data is not None:
+            key = f"inputs/{row.id}/{name}.{IMAGE_EXT.get(img.mime or '', 'bin')}"
+            gw.storage.write_bytes(key, img.data)
+            entry["key"] = key
+        row.params = {**row.params, f"image_{name}": entry}
+
+
+async def _store_source_upload(gw: Gateway, draft: Draft) -> None:
+    if draft.source_upload is None:
+        return
+    data = await draft.source_upload.read(gw.settings.max_video_upload_bytes, param="video")
+    key = f"inputs/{draft.video.id}/source.mp4"
+    gw.storage.write_bytes(key, data)
+    draft.video.params = {**draft.video.params, "source_key": key}
+
+
+def discard_inputs(gw: Gateway, video_id: str) -> None:
+    gw.storage.delete_prefix(f"inputs/{video_id}")
+
+
+def input_url(gw: Gateway, video_id: str, name: str, *, base: str | None) -> str | None:
+    root = gw.base_url(base)
+    if root is None:
+        return None
+    expires = int(now()) + gw.settings.url_ttl_seconds * 24
+    sig = gw.signer.signature("input", video_id, name, expires)
+    return f"{root}/files/inputs/{video_id}/{name}?expires={expires}&signature={sig}"
+
+
+async def build_request(gw: Gateway, row: Video) -> pb.GenerationRequest:
+    """The provider-neutral request for a stored row (used at create time and by the engine's retries)."""
+    params = row.params or {}
+
+    def image(name: str) -> pb.ImageInput | None:
+        entry = params.get(f"image_{name}")
+        if not entry:
+            return None
+        data = gw.storage.read_bytes(entry["key"]) if entry.get("key") else None
+        url = entry.get("url")
+        if url is None and entry.get("key"):
+            url = input_url(gw, row.id, name, base=None)
+        return pb.ImageInput(data=data, mime=entry.get("mime"), url=url)
+
+    source: pb.VendorTask | None = None
+    source_path = None
+    source_seconds = params.get("source_seconds")
+    if row.source_video_id:
+        async with gw.sessionmaker() as s:
+            src = await repo.get(s, row.source_video_id)
+        if src is not None:
+            if src.provider == row.provider and src.vendor_task_id:
+                source = pb.VendorTask(src.provider, src.vendor_task_id, dict(src.vendor_meta or {}))
+            video_key = (src.assets or {}).get("video", {}).get("key")
+            if video_key and gw.storage.exists(video_key):
+                source_path = gw.storage.path(video_key)
+            source_seconds = source_seconds or int(src.seconds)
+    elif params.get("source_key"):
+        source_path = gw.storage.path(params["source_key"])
+    w, h = (int(x) for x in row.size.split("x"))
+    seconds = int(params.get("segment_seconds") or row.seconds)
+    return pb.GenerationRequest(
+        task_id=row.id,
+        model=row.vendor_model,
+        prompt=row.prompt or "",
+        width=w,
+        height=h,
+        seconds=seconds,
+        operation=row.operation,  # type: ignore[arg-type]
+        image=image("first"),
+        last_frame=image("last"),
+        extras=dict(params.get("metadata") or {}),
+        characters=tuple(params.get("characters") or ()),
+        source=source,
+        source_video=source_path,
+        source_seconds=source_seconds,
+    )
+
+
+async def submit_draft(gw: Gateway, draft: Draft) -> Video:
+    """Store, submit, store the vendor id. Logical rejections leave nothing stored."""
+    row = draft.video
+    _store_inputs(gw, draft)
+    await _store_source_upload(gw, draft)
+    row.next_poll_at = now() + SUBMIT_GRACE_S
+    async with gw.sessionmaker() as s:
+        s.add(row)
+        await s.commit()
+    provider = gw.registry.get(row.provider)
+    assert provider is not None
+    try:
+        req = await build_request(gw, row)
+        task = await provider.submit(req)
+    except pb.Unavailable as exc:
+        # the vendor may come back: the engine retries the submit with backoff, the client gets its id
+        log.warning("submit of %s to %s failed, will retry: %s", row.id, row.provider, exc.message)
+        async with gw.sessionmaker() as s:
+            await repo.update_active(s, row.id, next_poll_at=now() + gw.settings.poll_interval_ms / 1000)
+            await s.commit()
+        gw.wake_engine()
+        return row
+    except pb.ProviderError as exc:
+        async with gw.sessionmaker() as s:
+            await repo.delete_row(s, row.id)
+            await s.commit()
+        discard_inputs(gw, row.id)
+        raise provider_error(exc) from None
+    except BaseException:
+        # unexpected: leave the row for the engine, which retries the submission
+        raise
+    first_poll = now() + gw.settings.poll_interval_ms / 1000
+    async with gw.sessionmaker() as s:
+        await repo.update_active(
+            s,
+            row.id,
+            vendor_task_id=task.vendor_task_id,
+            vendor_meta=task.meta,
+            submitted_at=now(),
+            next_poll_at=first_poll,
+        )
+        await s.commit()
+    row.vendor_task_id = task.vendor_task_id
+    row.vendor_meta = task.meta
+    row.next_poll_at = first_poll
+    gw.wake_engine()
+    return row
+
+
+# -- reads -------------------------------------------------------------------------------------------
+
+
+async def get_video(session: AsyncSession, key: ApiKey, video_id: str) -> Video:
+    row = await repo.get_owned(session, key.owner, video_id)
+    if row is None:
+        raise not_found(video_id)
+    return row
+
+
+def poll_after_ms(gw: Gateway, row: Video) -> int:
+    """When the next update is due, for `openai-poll-after-ms`."""
+    t = now()
+    if row.claimed_until and row.claimed_until > t:
+        return 500  # being worked on right now
+    due = row.next_poll_at or t
+    ms = int((due - t) * 1000) + 50
+    return max(100, min(ms, gw.settings.poll_max_interval_ms))
+
+
+async def list_videos(
+    session: AsyncSession, key: ApiKey, *, after: str | None, limit: int, order: str
+) -> tuple[list[Video], bool]:
+    anchor = None
+    if after:
+        anchor = await repo.cursor_row(session, key.owner, after)
+        if anchor is None:
+            raise errors.InvalidRequest(f"Unknown 'after' cursor '{after}'.", param="after", code="invalid_value")
+    return await repo.list_owned(session, key.owner, after=anchor, limit=limit, order=order)
+
+
+async def delete_video(gw: Gateway, session: AsyncSession, key: ApiKey, video_id: str) -> None:
+    row = await get_video(session, key, video_id)
+    if row.status in repo.ACTIVE:
+        raise errors.InvalidRequest(
+            f"Video '{video_id}' is still {row.status}; it can be deleted once it has completed or failed.",
+            param="video_id",
+            code="video_not_finished",
+        )
+    row.deleted_at = now()
+    row.assets = {}
+    await session.flush()
+    gw.storage.delete_prefix(f"videos/{row.id}")
+    discard_inputs(gw, row.id)
+
+
+def asset_path(gw: Gateway, row: Video, variant: str) -> tuple[Any, str, str]:
+    if variant not in VARIANT_FILES:
+        raise errors.InvalidRequest(
+            f"Invalid variant '{variant}': expected one of video, thumbnail, spritesheet.",
+            param="variant",
+            code="invalid_value",
+        )
+    if row.status != pb.VideoStatus.completed.value:
+        raise errors.InvalidRequest(
+            f"Video '{row.id}' is {row.status}; its content is available once it has completed.",
+            param="video_id",
+            code="video_not_ready" if row.status in repo.ACTIVE else "video_failed",
+        )
+    if row.assets_purged_at is not None or (row.expires_at is not None and row.expires_at <= now()):
+        raise errors.NotFound(
+            f"The content of video '{row.id}' has expired and was deleted.", param="video_id", code="video_expired"
+        )
+    entry = (row.assets or {}).get(variant)
+    if not entry or not gw.storage.exists(entry["key"]):
+        raise errors.NotFound(
+            f"The {variant} of video '{row.id}' is not available.", param="variant", code="content_not_found"
+        )
+    filename = f"{row.id}.{VARIANT_FILES[variant].rsplit('.', 1)[1]}"
+    return gw.storage.path(entry["key"]), MEDIA_TYPES[variant], filename
+
+
+def signed_url(gw: Gateway, row: Video, *, base: str, variant: str = "video") -> str | None:
+    if row.status != pb.VideoStatus.completed.value or row.assets_purged_at is not None:
+        return None
+    expires = int(row.expires_at or now() + gw.settings.url_ttl_seconds)
+    sig = gw.signer.signature("video", row.id, variant, expires)
+    root = gw.base_url(base)
+    return f"{root}/files/videos/{row.id}/{variant}?expires={expires}&signature={sig}"
+
+
+# -- characters --------------------------------------------------------------------------------------
+
+
+async def create_character(gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody) -> Character:
+    name = body.fields.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise errors.InvalidRequest("Missing required parameter: 'name'.", param="name",
+                                    code="missing_required_parameter")
+    if len(name) > 80:
+        raise errors.InvalidRequest("'name' must be at most 80 characters.", param="name",
+                                    code="string_above_max_length")
+    upload = body.files.get("video")
+    if upload is None:
+        raise errors.InvalidRequest(
+            "Missing required parameter: 'video' (an MP4 file, sent as multipart/form-data).",
+            param="video",
+            code="missing_required_parameter",
+        )
+    data = await upload.read(gw.settings.max_video_upload_bytes, param="video")
+    cid = new_id("char", 16)
+    key_name = f"characters/{cid}.mp4"
+    gw.storage.write_bytes(key_name, data)
+    try:
+        await asyncio.to_thread(render.probe_video, gw.storage.path(key_name))
+    except render.MediaError:
+        gw.storage.delete_prefix(key_name)
+        raise errors.InvalidRequest(
+            "The uploaded 'video' is not a decodable video file.", param="video", code="invalid_video"
+        ) from None
+    char = Character(id=cid, owner=key.owner, name=name.strip(), created_at=int(now()), asset_key=key_name)
+    session.add(char)
+    await session.flush()
+    return char
+
+
+async def get_character(session: AsyncSession, key: ApiKey, character_id: str) -> Character:
+    char = await repo.get_character(session, key.owner, character_id)
+    if char is None:
+        raise errors.NotFound(
+            f"Character with id '{character_id}' not found.", param="character_id", code="character_not_found"
+        )
+    return char
