@@ -278,9 +278,7 @@ class _Decor:
             lab = " ".join(label.split())[:120]
             lw = min(width // 2, math.ceil(small.getlength(lab)) + self.pad)
             img = Image.new("RGBA", (lw, self.pill_h), (0, 0, 0, 150))
-            ImageDraw.Draw(img).text(
-                (self.pad // 2, self.pad // 2), lab, font=small, fill=(255, 255, 255, 235)
-            )
+            ImageDraw.Draw(img).text((self.pad // 2, self.pad // 2), lab, font=small, fill=(255, 255, 255, 235))
             self.label = _Patch.from_rgba(max(2, self.pad // 2), top, img)
         self.tc_top = top
         self.tc_w = 0
@@ -389,7 +387,6 @@ def _open_video(path: Path) -> Iterator[tuple[av.container.InputContainer, av.Vi
         stream = container.streams.video[0]
         if not stream.codec_context or not stream.codec_context.width or not stream.codec_context.height:
             raise MediaError("video stream has no decodable picture size")
-        stream.thread_type = "AUTO"
         yield container, stream
     finally:
         container.close()
@@ -448,9 +445,7 @@ def _info(container, stream) -> VideoInfo:
             seconds = float(frames / _rate(stream))
     if frames <= 0:
         raise MediaError("video stream has no frames")
-    return VideoInfo(
-        width=cc.width, height=cc.height, seconds=round(seconds, 6), codec=cc.name, frames=int(frames)
-    )
+    return VideoInfo(width=cc.width, height=cc.height, seconds=round(seconds, 6), codec=cc.name, frames=int(frames))
 
 
 def probe_video(path: Path) -> VideoInfo:
@@ -624,7 +619,8 @@ def render_video(
         pal = _palette(seed, prompt)
         decor = _Decor(width, height, prompt, label, pal["accent"])
         decor.timecode_for(n)
-        frames = _animate_from(img, first, decor, n, rate, pan=(pal["pan_x"], pal["pan_y"]))
+        motion = _palette(seed, "")  # camera move depends on the seed only, not on the prompt
+        frames = _animate_from(img, first, decor, n, rate, pan=(motion["pan_x"], motion["pan_y"]))
     else:
         frames = _synthetic_frames(width, height, n, rate, prompt, seed, label)
     with _Encoder(out, width, height, rate) as enc:
@@ -797,9 +793,7 @@ def make_thumbnail(video: Path, out: Path, *, max_side: int = 640) -> None:
     _save_atomic(img, out, format="WEBP", quality=80, method=4)
 
 
-def make_spritesheet(
-    video: Path, out: Path, *, tiles: int = 10, columns: int = 5, tile_width: int = 256
-) -> None:
+def make_spritesheet(video: Path, out: Path, *, tiles: int = 10, columns: int = 5, tile_width: int = 256) -> None:
     """JPEG grid of ``tiles`` evenly spaced frames (centres of equal time slices), row-major.
 
     Grid: ``min(columns, tiles)`` x ``ceil(tiles / columns)`` tiles of ``tile_width`` x

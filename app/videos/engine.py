@@ -218,6 +218,8 @@ class TaskEngine:
             "completed_at": int(t),
             "expires_at": int(t + self.settings.retention_hours * 3600),
             "assets": assets,
+            # what the vendor reported at the end (e.g. its video id, needed to extend the video later)
+            "vendor_meta": {**(row.vendor_meta or {}), **snap.meta},
             "size": f"{info.width}x{info.height}",
             "seconds": str(max(1, round(info.seconds))),
             "next_poll_at": None,
