@@ -44,9 +44,7 @@ log = logging.getLogger("vidgate.providers.openai_compat")
 
 PROVIDER = "openai_compat"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-IMAGE_TRANSPORT = (
-    "either"  # bytes go up as the `input_reference` file part, URLs as input_reference[image_url]
-)
+IMAGE_TRANSPORT = "either"  # bytes go up as the `input_reference` file part, URLs as input_reference[image_url]
 VARIANTS = ("video", "thumbnail", "spritesheet")
 
 _SIZES: tuple[tuple[int, int], ...] = ((720, 1280), (1280, 720), (1024, 1792), (1792, 1024))
@@ -390,9 +388,7 @@ class OpenAICompatProvider:
         vid = raw.get("id") or raw.get("task_id")
         if not isinstance(vid, str) or not vid:
             raise Unavailable(PROVIDER, "Upstream accepted the request but returned no video id.")
-        return VendorTask(
-            PROVIDER, vid, meta={"operation": req.operation, "model": raw.get("model") or req.model}
-        )
+        return VendorTask(PROVIDER, vid, meta={"operation": req.operation, "model": raw.get("model") or req.model})
 
     async def _multipart(
         self, url: str, body: dict[str, Any], file: tuple[str, Any] | None
@@ -435,15 +431,17 @@ class OpenAICompatProvider:
             return snap
         return replace(snap, poll_after=poll_after(headers))
 
-    def download(self, task: VendorTask, snap: TaskSnapshot) -> AsyncIterator[bytes]:
+    async def download(self, task: VendorTask, snap: TaskSnapshot) -> AsyncIterator[bytes]:
         """The MP4, streamed from the upstream's `/videos/{id}/content`."""
-        return self._stream(snap.video_url or self._url(task.vendor_task_id, "content"), {})
+        async for chunk in self._stream(snap.video_url or self._url(task.vendor_task_id, "content"), {}):
+            yield chunk
 
-    def download_variant(self, task: VendorTask, variant: str) -> AsyncIterator[bytes]:
+    async def download_variant(self, task: VendorTask, variant: str) -> AsyncIterator[bytes]:
         """`video` (MP4), `thumbnail` (WebP) or `spritesheet` (JPEG) from `/videos/{id}/content?variant=`."""
         if variant not in VARIANTS:
             raise Rejected(PROVIDER, f"Unknown content variant '{variant}'.", vendor_code="invalid_variant")
-        return self._stream(self._url(task.vendor_task_id, "content"), {"variant": variant})
+        async for chunk in self._stream(self._url(task.vendor_task_id, "content"), {"variant": variant}):
+            yield chunk
 
     async def _stream(self, url: str, params: dict[str, str]) -> AsyncIterator[bytes]:
         # The key only ever goes to the configured upstream; a foreign asset URL is fetched anonymously
@@ -461,15 +459,11 @@ class OpenAICompatProvider:
                 ctype = resp.headers.get("content-type", "")
                 if resp.status_code >= 400 or ctype.startswith("application/json"):
                     await resp.aread()
-                    raise map_error(
-                        resp.status_code, _parse_json(resp), retry_after=retry_after(resp.headers)
-                    )
+                    raise map_error(resp.status_code, _parse_json(resp), retry_after=retry_after(resp.headers))
                 async for chunk in resp.aiter_bytes(self.chunk_size):
                     yield chunk
         except httpx.HTTPError as exc:
             raise Unavailable(PROVIDER, f"Download interrupted: {type(exc).__name__}: {exc}") from exc
 
     async def cancel(self, task: VendorTask) -> None:
-        raise Unsupported(
-            PROVIDER, "The OpenAI Videos API has no cancel endpoint.", vendor_code="unsupported"
-        )
+        raise Unsupported(PROVIDER, "The OpenAI Videos API has no cancel endpoint.", vendor_code="unsupported")

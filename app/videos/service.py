@@ -43,7 +43,11 @@ IMAGE_EXT = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 def not_found(video_id: str) -> errors.NotFound:
     # identical for unknown ids and other owners' ids: nothing leaks
-    return errors.NotFound(f"Video with id '{video_id}' not found.", param="video_id", code="video_not_found")
+    # no id in the message, so the body is byte-identical whoever asks about whichever id
+    del video_id
+    return errors.NotFound(
+        "No video found with that id for this API key.", param="video_id", code="video_not_found"
+    )
 
 
 def provider_error(exc: pb.ProviderError) -> errors.GatewayError:
