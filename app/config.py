@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     # -- vendors (enabled when credentials are set; _BASE_URL overrides the endpoint)
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
+    openai_models: str = ""  # comma-separated names the upstream serves; empty: the Sora models
     dashscope_api_key: SecretStr | None = None
     dashscope_base_url: str = "https://dashscope.aliyuncs.com"
     kling_access_key: SecretStr | None = None
@@ -89,6 +90,10 @@ class Settings(BaseSettings):
                 url = "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
             return url
         return f"sqlite+aiosqlite:///{(self.storage_dir / 'vidgate.db').resolve()}"
+
+    @property
+    def openai_model_list(self) -> list[str]:
+        return [m.strip() for m in self.openai_models.split(",") if m.strip()]
 
     @property
     def sandbox_alias_list(self) -> list[str]:

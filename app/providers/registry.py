@@ -93,6 +93,8 @@ def build_registry(settings: Settings, client: httpx.AsyncClient) -> ProviderReg
         module = importlib.import_module(module_name)
         kwargs: dict[str, Any] = {creds[k]: v.get_secret_value() for k, v in values.items()}
         kwargs["base_url"] = getattr(settings, f"{prefix}_base_url").rstrip("/")
+        if prefix == "openai" and settings.openai_model_list:
+            kwargs["models"] = tuple(settings.openai_model_list)
         provider = getattr(module, class_name)(client, **kwargs)
         models = getattr(provider, "models", None) or module.MODELS
         registry.add(provider, tuple(models), getattr(module, "IMAGE_TRANSPORT", "either"))

@@ -136,7 +136,9 @@ class TaskEngine:
         elif snap.status == pb.VideoStatus.failed:
             await self._fail(row, snap.error_code or "generation_failed", snap.error_message or "Generation failed.")
         else:
-            delay = snap.poll_after if snap.poll_after is not None else self._interval(row.poll_count)
+            delay = self._interval(row.poll_count)
+            if snap.poll_after is not None:
+                delay = min(snap.poll_after, self.settings.poll_max_interval_ms / 1000)
             async with self.gw.sessionmaker() as s:
                 await repo.update_active(
                     s,
