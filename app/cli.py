@@ -113,7 +113,9 @@ def keys_list() -> None:
             async with create_sessionmaker(engine)() as s:
                 for k in await service.list_keys(s):
                     state = "revoked" if k.revoked_at else "active"
-                    typer.echo(f"{k.id}\t{k.prefix}…\t{k.name}\t{k.owner}\t{state}\t{','.join(k.models or []) or 'all'}")
+                    typer.echo(
+                        f"{k.id}\t{k.prefix}…\t{k.name}\t{k.owner}\t{state}\t{','.join(k.models or []) or 'all'}"
+                    )
         finally:
             await engine.dispose()
 

@@ -13,9 +13,7 @@ PLACEHOLDER_TOKENS = frozenset({"", "changeme", "change-me", "admin", "secret"})
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="VIDGATE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="VIDGATE_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     environment: Literal["development", "production", "test"] = "development"
 
@@ -102,4 +100,3 @@ class Settings(BaseSettings):
 
 def get_settings() -> Settings:
     return Settings()
-

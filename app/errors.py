@@ -132,8 +132,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         cls = _HTTP_STATUS_ERRORS.get(exc.status_code)
         if exc.status_code == 404:
-            err: GatewayError = NotFound("Unknown route. See the API reference for the available endpoints.",
-                                         code="unknown_url")
+            err: GatewayError = NotFound(
+                "Unknown route. See the API reference for the available endpoints.", code="unknown_url"
+            )
         elif exc.status_code == 405:
             err = MethodNotAllowed("Method not allowed for this route.", code="method_not_allowed")
         elif cls is not None:

@@ -108,9 +108,7 @@ class SandboxProvider:
         meta = task.meta
         latency = meta.get("latency_ms", self.latency_ms) / 1000
         elapsed = self.clock() - float(meta["submitted_at"])
-        total_seconds = int(meta["seconds"]) + int(meta.get("source_seconds") or 0) * (
-            meta["operation"] == "extend"
-        )
+        total_seconds = int(meta["seconds"]) + int(meta.get("source_seconds") or 0) * (meta["operation"] == "extend")
         if elapsed >= latency:
             if meta.get("fail"):
                 return TaskSnapshot(

@@ -237,9 +237,7 @@ def _as_list(value: Any) -> list[Any]:
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise Rejected(
-                    PROVIDER, f"metadata list is not valid JSON: {exc}", vendor_code="metadata"
-                ) from None
+                raise Rejected(PROVIDER, f"metadata list is not valid JSON: {exc}", vendor_code="metadata") from None
         else:
             return [text] if text else []
     if isinstance(value, list | tuple):
@@ -379,14 +377,10 @@ def snapshot(raw: dict[str, Any]) -> TaskSnapshot:
     meta: dict[str, Any] = {"state": task.state, "credits": task.credits}
     progress = int(task.progress) if task.progress is not None else _PROGRESS.get(task.state, 50)
     # Off-peak tasks may wait up to 48 h; polling them every few seconds only burns requests.
-    poll_after = (
-        300.0 if task.off_peak and status not in {VideoStatus.completed, VideoStatus.failed} else None
-    )
+    poll_after = 300.0 if task.off_peak and status not in {VideoStatus.completed, VideoStatus.failed} else None
     if status is VideoStatus.failed:
         code = task.err_code or "failed"
-        return TaskSnapshot(
-            status=status, error_code=code, error_message=ERROR_MESSAGES.get(code, code), meta=meta
-        )
+        return TaskSnapshot(status=status, error_code=code, error_message=ERROR_MESSAGES.get(code, code), meta=meta)
     if status is VideoStatus.completed:
         creation = next((c for c in task.creations if c.watermarked_url or c.url), None)
         if creation is None:
@@ -398,9 +392,7 @@ def snapshot(raw: dict[str, Any]) -> TaskSnapshot:
             )
         meta.update(creation_id=creation.id, cover_url=creation.cover_url)
         # `watermarked_url` only exists when the client asked for `watermark`.
-        return TaskSnapshot(
-            status=status, progress=100, video_url=creation.watermarked_url or creation.url, meta=meta
-        )
+        return TaskSnapshot(status=status, progress=100, video_url=creation.watermarked_url or creation.url, meta=meta)
     return TaskSnapshot(status=status, progress=progress, poll_after=poll_after, meta=meta)
 
 
@@ -548,9 +540,7 @@ class ViduProvider:
             # The creation URL is pre-signed: no Authorization header.
             async with self._client.stream("GET", snap.video_url, timeout=self._timeout) as resp:
                 if resp.status_code in {403, 404, 410}:
-                    raise NotFoundAtVendor(
-                        PROVIDER, "Vidu result URL expired or missing", status_code=resp.status_code
-                    )
+                    raise NotFoundAtVendor(PROVIDER, "Vidu result URL expired or missing", status_code=resp.status_code)
                 if resp.status_code >= 400:
                     raise Unavailable(
                         PROVIDER, f"download failed: HTTP {resp.status_code}", status_code=resp.status_code

@@ -56,9 +56,7 @@ TIERS: dict[str, tuple[tuple[int, int], ...]] = {
 # Keyed by exact size, not short side: 1088x832 belongs to 720P.
 SIZE_CLASS: dict[tuple[int, int], str] = {size: tier for tier, sizes in TIERS.items() for size in sizes}
 
-_INPUT_KEYS = frozenset(
-    {"negative_prompt", "audio_url", "template", "img_url", "first_frame_url", "last_frame_url"}
-)
+_INPUT_KEYS = frozenset({"negative_prompt", "audio_url", "template", "img_url", "first_frame_url", "last_frame_url"})
 _BOOL_KEYS = frozenset({"prompt_extend", "watermark", "audio"})
 _INT_KEYS = frozenset({"seed", "duration"})
 _COMMON_EXTRAS = frozenset({"negative_prompt", "prompt_extend", "watermark", "seed"})
@@ -321,9 +319,7 @@ def _error_class(http_status: int, code: str) -> type[ProviderError]:
     return Rejected
 
 
-def map_error(
-    http_status: int, body: dict[str, Any] | None, *, retry_after: float | None = None
-) -> ProviderError:
+def map_error(http_status: int, body: dict[str, Any] | None, *, retry_after: float | None = None) -> ProviderError:
     """A DashScope error (flat `{request_id, code, message}`, §6.3/§9) → ProviderError.
 
     `body` is None when it was not JSON. HTTP 200 with a `code` is an error too (§11).
@@ -397,9 +393,7 @@ class WanxiangProvider:
     async def submit(self, req: GenerationRequest) -> VendorTask:
         kind = kind_of(req.model)
         path = CREATE_PATHS["kf2v" if kind == "kf2v" else "video"]
-        _, body = await self._call(
-            "POST", path, json=build_body(req), headers={"X-DashScope-Async": "enable"}
-        )
+        _, body = await self._call("POST", path, json=build_body(req), headers={"X-DashScope-Async": "enable"})
         task_id = (_parse(body).output or _Output()).task_id
         if not task_id:
             raise Unavailable(PROVIDER, "DashScope accepted the task but returned no task_id.")

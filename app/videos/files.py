@@ -34,8 +34,9 @@ async def signed_video(
 
 
 @router.api_route("/inputs/{video_id}/{name}", methods=["GET", "HEAD"])
-async def signed_input(video_id: str, name: str, expires: int, signature: str, gw: GatewayDep,
-                       session: SessionDep) -> Response:
+async def signed_input(
+    video_id: str, name: str, expires: int, signature: str, gw: GatewayDep, session: SessionDep
+) -> Response:
     _check(gw, "input", video_id, name, expires, signature)
     row = await repo.get(session, video_id)
     entry = (row.params or {}).get(f"image_{name}") if row is not None else None

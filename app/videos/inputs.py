@@ -96,7 +96,7 @@ def metadata_field(value: Any) -> dict[str, Any]:
         except json.JSONDecodeError:
             raise InvalidRequest(
                 "'metadata' must be a JSON object (as a JSON string in multipart, e.g. "
-                '\'{"watermark": false}\'), or bracket fields such as metadata[watermark]=false.',
+                "'{\"watermark\": false}'), or bracket fields such as metadata[watermark]=false.",
                 param="metadata",
                 code="invalid_type",
             ) from None
@@ -262,9 +262,7 @@ async def fetch_image(client: httpx.AsyncClient, url: str, *, param: str, limit:
     return data, check_image_bytes(data, param=param, limit=limit)
 
 
-async def resolve_image(
-    src: ImageSource, *, transport: str, client: httpx.AsyncClient, limit: int
-) -> ImageRef:
+async def resolve_image(src: ImageSource, *, transport: str, client: httpx.AsyncClient, limit: int) -> ImageRef:
     """Bytes when the provider needs bytes (or the client sent them); else the client's URL as-is."""
     if src.file_id is not None:
         raise InvalidRequest(

@@ -94,9 +94,7 @@ async def release_all_claims(session: AsyncSession) -> int:
 async def update_active(session: AsyncSession, video_id: str, **values: Any) -> bool:
     """Compare-and-set on an unfinished task: a finished task is never touched again."""
     values.setdefault("updated_at", now())
-    result = await session.execute(
-        update(Video).where(Video.id == video_id, Video.status.in_(ACTIVE)).values(**values)
-    )
+    result = await session.execute(update(Video).where(Video.id == video_id, Video.status.in_(ACTIVE)).values(**values))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

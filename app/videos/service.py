@@ -45,9 +45,7 @@ def not_found(video_id: str) -> errors.NotFound:
     # identical for unknown ids and other owners' ids: nothing leaks
     # no id in the message, so the body is byte-identical whoever asks about whichever id
     del video_id
-    return errors.NotFound(
-        "No video found with that id for this API key.", param="video_id", code="video_not_found"
-    )
+    return errors.NotFound("No video found with that id for this API key.", param="video_id", code="video_not_found")
 
 
 def provider_error(exc: pb.ProviderError) -> errors.GatewayError:
@@ -539,11 +537,13 @@ def signed_url(gw: Gateway, row: Video, *, base: str, variant: str = "video") ->
 async def create_character(gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody) -> Character:
     name = body.fields.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise errors.InvalidRequest("Missing required parameter: 'name'.", param="name",
-                                    code="missing_required_parameter")
+        raise errors.InvalidRequest(
+            "Missing required parameter: 'name'.", param="name", code="missing_required_parameter"
+        )
     if len(name) > 80:
-        raise errors.InvalidRequest("'name' must be at most 80 characters.", param="name",
-                                    code="string_above_max_length")
+        raise errors.InvalidRequest(
+            "'name' must be at most 80 characters.", param="name", code="string_above_max_length"
+        )
     upload = body.files.get("video")
     if upload is None:
         raise errors.InvalidRequest(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
 import hmac
 import json
 import re
@@ -30,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.providers.volc_sign import canonical_query, sha256_hex, sign
+from tests.fakes.assets import real_mp4
 
 ACCESS_KEY = "AKLTfakeAccessKey000000000000000000000000000"
 SECRET_KEY = "ZmFrZVNlY3JldEtleTAwMDAwMDAwMDAwMDAwMDAwMA=="
@@ -54,11 +54,8 @@ KEYS: dict[str, tuple[tuple[int, ...], bool]] = {
 }
 RATIOS = {"16:9", "4:3", "1:1", "3:4", "9:16", "21:9"}
 
-# A small MP4-shaped asset: ftyp box, then an mdat large enough to arrive in several chunks.
-_PAYLOAD = hashlib.shake_256(b"jimeng").digest(200_000)
-VIDEO_BYTES = (
-    b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + (len(_PAYLOAD) + 8).to_bytes(4, "big") + b"mdat" + _PAYLOAD
-)
+# A real H.264 MP4, large enough to arrive in several chunks.
+VIDEO_BYTES = real_mp4()
 
 GATEWAY: dict[str, tuple[int, int]] = {  # Code → (CodeN, HTTP) per §4.2
     "MissingParameter": (100002, 400),

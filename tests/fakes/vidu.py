@@ -37,6 +37,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.assets import real_mp4
+
 ENDPOINTS = ("text2video", "img2video", "start-end2video", "reference2video")
 LIFECYCLE = ("created", "queueing", "processing", "success")
 CALLBACK_STATES = frozenset({"processing", "success", "failed"})
@@ -48,7 +50,7 @@ def _mp4(size: int = 150_000) -> bytes:
     return ftyp + (len(payload) + 8).to_bytes(4, "big") + b"mdat" + payload
 
 
-VIDEO_BYTES = _mp4()
+VIDEO_BYTES = real_mp4()
 COVER_BYTES = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00fake-cover\xff\xd9"
 
 
@@ -290,9 +292,7 @@ def make_app(
             case "garbage":
                 return PlainTextResponse("{not json", media_type="application/json")
             case "html502":
-                return PlainTextResponse(
-                    "<html>502 Bad Gateway</html>", status_code=502, media_type="text/html"
-                )
+                return PlainTextResponse("<html>502 Bad Gateway</html>", status_code=502, media_type="text/html")
             case "200_error":
                 body = {
                     "code": 400,

@@ -150,9 +150,7 @@ class FakeState:
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(
-        {"request_id": str(uuid.uuid4()), "code": code, "message": message}, status_code=status
-    )
+    return JSONResponse({"request_id": str(uuid.uuid4()), "code": code, "message": message}, status_code=status)
 
 
 def _bad(message: str, code: str = "InvalidParameter") -> JSONResponse:

@@ -4,13 +4,20 @@ import pytest
 
 from app.providers.capabilities import CapabilityError, ModelCaps, aspect_ratio, parse_seconds, parse_size
 
-FIXED = ModelCaps(name="m", provider="p", sizes=((1280, 720), (720, 1280), (960, 960), (1920, 1080)),
-                  seconds=(5, 10), default_size=(1280, 720), default_seconds=5)
+FIXED = ModelCaps(
+    name="m",
+    provider="p",
+    sizes=((1280, 720), (720, 1280), (960, 960), (1920, 1080)),
+    seconds=(5, 10),
+    default_size=(1280, 720),
+    default_seconds=5,
+)
 RANGE = ModelCaps(name="r", provider="p", side_range=(64, 1920), seconds_range=(1, 20))
 
 
-@pytest.mark.parametrize(("text", "wh"), [("1280x720", (1280, 720)), ("1920*1080", (1920, 1080)),
-                                          (" 720X1280 ", (720, 1280))])
+@pytest.mark.parametrize(
+    ("text", "wh"), [("1280x720", (1280, 720)), ("1920*1080", (1920, 1080)), (" 720X1280 ", (720, 1280))]
+)
 def test_parse_exact_sizes(text, wh) -> None:
     spec = parse_size(text)
     assert (spec.width, spec.height) == wh

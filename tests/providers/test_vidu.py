@@ -653,9 +653,7 @@ class TestFailures:
         assert exc.value.vendor_code == "CreditInsufficient"
         assert exc.value.message == "insufficient credits"
 
-    async def test_hang_times_out_as_unavailable(
-        self, client: httpx.AsyncClient, state: FakeViduState
-    ) -> None:
+    async def test_hang_times_out_as_unavailable(self, client: httpx.AsyncClient, state: FakeViduState) -> None:
         state.fail = "hang"
         p = ViduProvider(client, api_key=KEY, base_url=BASE, timeout=0.2)
         with pytest.raises(Unavailable):
@@ -726,9 +724,7 @@ class TestFake:
              "FieldInvalid"),
         ],
     )  # fmt: skip
-    async def test_validation(
-        self, client: httpx.AsyncClient, path: str, body: dict[str, Any], reason: str
-    ) -> None:
+    async def test_validation(self, client: httpx.AsyncClient, path: str, body: dict[str, Any], reason: str) -> None:
         resp = await self._post(client, path, body)
         assert resp.status_code == 400
         assert resp.json()["reason"] == reason
@@ -745,12 +741,8 @@ class TestFake:
         assert "." in body["created_at"]
 
     async def test_cancel_accepts_an_empty_body(self, client: httpx.AsyncClient) -> None:
-        task_id = (await self._post(client, "text2video", {"model": "viduq1", "prompt": "x"})).json()[
-            "task_id"
-        ]
-        resp = await client.post(
-            f"{BASE}/ent/v2/tasks/{task_id}/cancel", headers={"Authorization": f"Token {KEY}"}
-        )
+        task_id = (await self._post(client, "text2video", {"model": "viduq1", "prompt": "x"})).json()["task_id"]
+        resp = await client.post(f"{BASE}/ent/v2/tasks/{task_id}/cancel", headers={"Authorization": f"Token {KEY}"})
         assert resp.status_code == 200
         assert resp.json() == {}
 

@@ -131,8 +131,7 @@ class TestModels:
     def test_table_agrees_with_the_fakes_copy_of_the_doc(self, name: str) -> None:
         caps, fake_model = CAPS[name], FAKE_MODELS[name]
         native = {
-            build_body(make_req(model=name, width=w, height=h))["parameters"].get("size")
-            or SIZE_CLASS[(w, h)]
+            build_body(make_req(model=name, width=w, height=h))["parameters"].get("size") or SIZE_CLASS[(w, h)]
             for w, h in caps.sizes
         }
         assert native == set(fake_model.choices)
@@ -321,9 +320,7 @@ class TestGoldenBodies:
             "input": {"template": "flying", "model": "x"},
             "parameters": {"seed": "7", "watermark": "on"},
         }
-        body = build_body(
-            make_req(model="wanx2.1-i2v-plus", extras=extras, image=ImageInput(url="https://i"))
-        )
+        body = build_body(make_req(model="wanx2.1-i2v-plus", extras=extras, image=ImageInput(url="https://i")))
         assert body["model"] == "wanx2.1-i2v-plus"
         assert body["input"]["template"] == "flying"
         assert "model" not in body["input"]
@@ -397,9 +394,7 @@ class TestStatus:
             ({"video_url": "https://c"}, None, "https://c", None),
         ],
     )
-    def test_succeeded_variants(
-        self, output: dict[str, Any], usage: Any, url: str, seconds: int | None
-    ) -> None:
+    def test_succeeded_variants(self, output: dict[str, Any], usage: Any, url: str, seconds: int | None) -> None:
         raw: dict[str, Any] = {"output": {"task_id": "t", "task_status": "SUCCEEDED", **output}}
         if usage:
             raw["usage"] = usage
@@ -442,9 +437,7 @@ class TestStatus:
         assert snap.status == VideoStatus.in_progress
         assert "WARMING_UP" in caplog.text
 
-    @pytest.mark.parametrize(
-        "raw", [{}, {"output": {}}, {"output": "nope"}, {"output": {"task_status": 3.5}}]
-    )
+    @pytest.mark.parametrize("raw", [{}, {"output": {}}, {"output": "nope"}, {"output": {"task_status": 3.5}}])
     def test_unparsable_is_unavailable(self, raw: dict[str, Any]) -> None:
         with pytest.raises(Unavailable):
             snapshot(raw)
@@ -552,9 +545,7 @@ class TestAgainstFake:
         # The signed OSS link is fetched without our key.
         assert "authorization" not in state.requests[-1].headers
 
-    async def test_i2v_with_bytes_passes_vendor_validation(
-        self, provider: WanxiangProvider, state: FakeState
-    ) -> None:
+    async def test_i2v_with_bytes_passes_vendor_validation(self, provider: WanxiangProvider, state: FakeState) -> None:
         req = make_req(
             model="wanx2.1-i2v-turbo",
             width=832,
@@ -569,9 +560,7 @@ class TestAgainstFake:
         assert body["parameters"] == {"resolution": "480P", "duration": 3}
         assert (await poll_until_terminal(provider, task))[-1].status == VideoStatus.completed
 
-    async def test_kf2v_goes_to_the_image2video_path(
-        self, provider: WanxiangProvider, state: FakeState
-    ) -> None:
+    async def test_kf2v_goes_to_the_image2video_path(self, provider: WanxiangProvider, state: FakeState) -> None:
         req = make_req(
             model="wanx2.1-kf2v-plus",
             image=ImageInput(url="https://x/first.png"),
@@ -597,9 +586,7 @@ class TestAgainstFake:
         assert snaps[-1].error_code == "DataInspectionFailed"
         assert snaps[-1].error_message == "Output data may contain inappropriate content."
 
-    async def test_wrong_key_is_auth_failed(
-        self, client: httpx.AsyncClient, provider: WanxiangProvider
-    ) -> None:
+    async def test_wrong_key_is_auth_failed(self, client: httpx.AsyncClient, provider: WanxiangProvider) -> None:
         wrong = WanxiangProvider(client, api_key="sk-wrong", base_url=BASE)
         with pytest.raises(AuthFailed) as exc:
             await wrong.submit(make_req())
@@ -768,9 +755,7 @@ class TestTransportEdges:
 
         def handler(request: httpx.Request) -> httpx.Response:
             seen.append(str(request.url))
-            return httpx.Response(
-                429, headers={"Retry-After": "7"}, json={"code": "Throttling", "message": "slow"}
-            )
+            return httpx.Response(429, headers={"Retry-After": "7"}, json={"code": "Throttling", "message": "slow"})
 
         with pytest.raises(RateLimited) as exc:
             await self.provider_for(handler).submit(make_req())

@@ -13,8 +13,19 @@ import pytest
 from tests.support.media import image_format, mp4_info, solid_image
 
 VIDEO_KEYS = {
-    "id", "object", "model", "status", "progress", "created_at", "completed_at", "expires_at", "prompt",
-    "size", "seconds", "remixed_from_video_id", "error",
+    "id",
+    "object",
+    "model",
+    "status",
+    "progress",
+    "created_at",
+    "completed_at",
+    "expires_at",
+    "prompt",
+    "size",
+    "seconds",
+    "remixed_from_video_id",
+    "error",
 }
 
 
@@ -50,8 +61,9 @@ def assert_error(r: httpx.Response, status: int, *, param: str | None = None, co
 
 class TestCreateEncodings:
     async def test_multipart_text_only_returns_200_queued_with_all_keys(self, client, auth) -> None:
-        r = await client.post("/v1/videos", headers=auth, files=form(prompt="A calico cat", model="sora-2",
-                                                                     seconds="4", size="1280x720"))
+        r = await client.post(
+            "/v1/videos", headers=auth, files=form(prompt="A calico cat", model="sora-2", seconds="4", size="1280x720")
+        )
         assert r.status_code == 200
         body = r.json()
         assert VIDEO_KEYS <= set(body)
@@ -61,28 +73,41 @@ class TestCreateEncodings:
         assert int(r.headers["openai-poll-after-ms"]) > 0
 
     async def test_json_as_older_sdks_send_it(self, client, auth) -> None:
-        r = await client.post("/v1/videos", headers=auth,
-                              json={"prompt": "hello json", "model": "sora-2-pro", "seconds": "12", "size": "1792x1024"})
+        r = await client.post(
+            "/v1/videos",
+            headers=auth,
+            json={"prompt": "hello json", "model": "sora-2-pro", "seconds": "12", "size": "1792x1024"},
+        )
         assert r.status_code == 200, r.text
         assert (r.json()["model"], r.json()["seconds"], r.json()["size"]) == ("sora-2-pro", "12", "1792x1024")
         # seconds as a JSON integer (batch-style clients) is accepted too
-        r = await client.post("/v1/videos", headers=auth,
-                              json={"prompt": "hello json", "model": "sora-2-pro", "seconds": 8, "size": "1792x1024"})
+        r = await client.post(
+            "/v1/videos",
+            headers=auth,
+            json={"prompt": "hello json", "model": "sora-2-pro", "seconds": 8, "size": "1792x1024"},
+        )
         assert r.status_code == 200, r.text
         assert (r.json()["model"], r.json()["seconds"], r.json()["size"]) == ("sora-2-pro", "8", "1792x1024")
 
     async def test_seed_curl_forms(self, client, auth) -> None:
         cat = solid_image((10, 200, 10), size=(400, 300))
         r = await client.post(
-            "/v1/videos", headers=auth,
-            data={"prompt": "猫咪慢慢睁开眼睛,伸懒腰", "model": "sora-2", "seconds": "3", "size": "1920x1080",
-                  "metadata": json.dumps({"watermark": False, "sandbox_latency_ms": 0})},
+            "/v1/videos",
+            headers=auth,
+            data={
+                "prompt": "猫咪慢慢睁开眼睛,伸懒腰",
+                "model": "sora-2",
+                "seconds": "3",
+                "size": "1920x1080",
+                "metadata": json.dumps({"watermark": False, "sandbox_latency_ms": 0}),
+            },
             files={"input_reference": ("cat.jpg", cat, "image/jpeg")},
         )
         assert r.status_code == 200, r.text
         assert (r.json()["size"], r.json()["seconds"]) == ("1920x1080", "3")
-        r = await client.post("/v1/videos", headers=auth,
-                              files=form(prompt="x", model="sora-2", seconds="5", size="1920*1080"))
+        r = await client.post(
+            "/v1/videos", headers=auth, files=form(prompt="x", model="sora-2", seconds="5", size="1920*1080")
+        )
         assert r.status_code == 200 and r.json()["size"] == "1920x1080"
         r = await client.post("/v1/videos", headers=auth, files=form(prompt="x", seconds="3", resolution="720P"))
         assert r.status_code == 200 and r.json()["size"] == "720x1280"  # the default orientation, at 720p
@@ -92,16 +117,29 @@ class TestCreateEncodings:
     async def test_bracket_fields_and_data_url(self, client, auth) -> None:
         png = solid_image((0, 0, 255), size=(64, 64), fmt="PNG")
         data_url = "data:image/png;base64," + base64.b64encode(png).decode()
-        r = await client.post("/v1/videos", headers=auth, files=form(**{
-            "prompt": "blue", "seconds": "1", "size": "64x64", "input_reference[image_url]": data_url,
-            "metadata[sandbox_latency_ms]": "0", "metadata[nested][y]": "1", "metadata[arr][]": "a",
-        }))
+        r = await client.post(
+            "/v1/videos",
+            headers=auth,
+            files=form(
+                **{
+                    "prompt": "blue",
+                    "seconds": "1",
+                    "size": "64x64",
+                    "input_reference[image_url]": data_url,
+                    "metadata[sandbox_latency_ms]": "0",
+                    "metadata[nested][y]": "1",
+                    "metadata[arr][]": "a",
+                }
+            ),
+        )
         assert r.status_code == 200, r.text
         body = await finish(client, auth, r.json()["id"])
         assert body["status"] == "completed"
 
     async def test_file_id_is_a_clear_400(self, client, auth) -> None:
-        r = await client.post("/v1/videos", headers=auth, json={"prompt": "x", "input_reference": {"file_id": "file_1"}})
+        r = await client.post(
+            "/v1/videos", headers=auth, json={"prompt": "x", "input_reference": {"file_id": "file_1"}}
+        )
         err = assert_error(r, 400, param="input_reference.file_id", code="unsupported_parameter")
         assert "image_url" in err["message"]
 
@@ -148,15 +186,20 @@ class TestValidation:
         assert "1 to 20" in assert_error(r, 400, param="seconds")["message"]
 
     async def test_image_that_is_not_an_image(self, client, auth) -> None:
-        r = await client.post("/v1/videos", headers=auth, data={"prompt": "x"},
-                              files={"input_reference": ("cat.jpg", b"GIF89a not really", "image/jpeg")})
+        r = await client.post(
+            "/v1/videos",
+            headers=auth,
+            data={"prompt": "x"},
+            files={"input_reference": ("cat.jpg", b"GIF89a not really", "image/jpeg")},
+        )
         assert_error(r, 400, param="input_reference", code="invalid_image_format")
 
     async def test_image_over_the_limit_is_413(self, app, client, auth) -> None:
         app.state.gateway.settings.max_image_bytes = 1000
         big = solid_image((1, 2, 3), size=(800, 800), fmt="PNG") + b"\0" * 2000
-        r = await client.post("/v1/videos", headers=auth, data={"prompt": "x"},
-                              files={"input_reference": ("big.png", big, "image/png")})
+        r = await client.post(
+            "/v1/videos", headers=auth, data={"prompt": "x"}, files={"input_reference": ("big.png", big, "image/png")}
+        )
         assert_error(r, 413, param="input_reference", code="file_too_large")
 
     async def test_body_over_the_limit_is_413(self, database_url, tmp_path) -> None:
@@ -167,8 +210,7 @@ class TestValidation:
         async with app.router.lifespan_context(app):
             key = await new_key(app)
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-                r = await c.post("/v1/videos", headers={"Authorization": f"Bearer {key}"},
-                                 json={"prompt": "x" * 5000})
+                r = await c.post("/v1/videos", headers={"Authorization": f"Bearer {key}"}, json={"prompt": "x" * 5000})
                 assert_error(r, 413, code="request_too_large")
 
     async def test_malformed_json(self, client, auth) -> None:
@@ -194,8 +236,9 @@ class TestValidation:
 class TestAuth:
     async def test_missing_and_wrong_key(self, client) -> None:
         assert_error(await client.get("/v1/videos"), 401, code="invalid_api_key")
-        assert_error(await client.get("/v1/videos", headers={"Authorization": "Bearer sk-nope"}), 401,
-                     code="invalid_api_key")
+        assert_error(
+            await client.get("/v1/videos", headers={"Authorization": "Bearer sk-nope"}), 401, code="invalid_api_key"
+        )
         assert_error(await client.get("/v1/videos", headers={"Authorization": "Basic abc"}), 401)
 
     async def test_auth_is_checked_before_the_body(self, client) -> None:
@@ -216,8 +259,11 @@ class TestAuth:
 
 class TestContent:
     async def test_range_head_and_headers(self, client, auth) -> None:
-        r = await client.post("/v1/videos", headers=auth, json={"prompt": "range", "seconds": "1", "size": "128x96",
-                                                                 "metadata": {"sandbox_latency_ms": 0}})
+        r = await client.post(
+            "/v1/videos",
+            headers=auth,
+            json={"prompt": "range", "seconds": "1", "size": "128x96", "metadata": {"sandbox_latency_ms": 0}},
+        )
         vid = (await finish(client, auth, r.json()["id"]))["id"]
         full = await client.get(f"/v1/videos/{vid}/content", headers={**auth, "Accept": "application/binary"})
         assert full.status_code == 200
@@ -242,8 +288,11 @@ class TestContent:
         assert_error(await client.get(f"/v1/videos/{vid}/content?variant=gif", headers=auth), 400, param="variant")
 
     async def test_signed_url_works_without_a_key_and_refuses_tampering(self, client, auth) -> None:
-        r = await client.post("/v1/videos", headers=auth, json={"prompt": "url", "seconds": "1", "size": "64x64",
-                                                                 "metadata": {"sandbox_latency_ms": 0}})
+        r = await client.post(
+            "/v1/videos",
+            headers=auth,
+            json={"prompt": "url", "seconds": "1", "size": "64x64", "metadata": {"sandbox_latency_ms": 0}},
+        )
         body = await finish(client, auth, r.json()["id"])
         url = body["url"]
         ok = await client.get(url)
@@ -258,20 +307,34 @@ class TestContent:
         assert_error(await client.get(expired), 403)
 
     async def test_unfinished_and_failed_content_is_400(self, client, auth) -> None:
-        r = await client.post("/v1/videos", headers=auth, json={"prompt": "slow", "seconds": "1", "size": "64x64",
-                                                                 "metadata": {"sandbox_latency_ms": 60000}})
-        assert_error(await client.get(f"/v1/videos/{r.json()['id']}/content", headers=auth), 400,
-                     code="video_not_ready")
-        r = await client.post("/v1/videos", headers=auth, json={"prompt": "f", "seconds": "1", "size": "64x64",
-                                                                 "metadata": {"sandbox_fail": "boom",
-                                                                              "sandbox_latency_ms": 0}})
+        r = await client.post(
+            "/v1/videos",
+            headers=auth,
+            json={"prompt": "slow", "seconds": "1", "size": "64x64", "metadata": {"sandbox_latency_ms": 60000}},
+        )
+        assert_error(
+            await client.get(f"/v1/videos/{r.json()['id']}/content", headers=auth), 400, code="video_not_ready"
+        )
+        r = await client.post(
+            "/v1/videos",
+            headers=auth,
+            json={
+                "prompt": "f",
+                "seconds": "1",
+                "size": "64x64",
+                "metadata": {"sandbox_fail": "boom", "sandbox_latency_ms": 0},
+            },
+        )
         body = await finish(client, auth, r.json()["id"])
         assert body["status"] == "failed" and body["error"]["code"] == "boom"
         assert_error(await client.get(f"/v1/videos/{body['id']}/content", headers=auth), 400)
 
     async def test_expired_assets_are_purged_and_answer_404(self, app, client, auth) -> None:
-        r = await client.post("/v1/videos", headers=auth, json={"prompt": "old", "seconds": "1", "size": "64x64",
-                                                                 "metadata": {"sandbox_latency_ms": 0}})
+        r = await client.post(
+            "/v1/videos",
+            headers=auth,
+            json={"prompt": "old", "seconds": "1", "size": "64x64", "metadata": {"sandbox_latency_ms": 0}},
+        )
         body = await finish(client, auth, r.json()["id"])
         gw = app.state.gateway
         async with gw.sessionmaker() as s:
@@ -286,8 +349,11 @@ class TestContent:
         assert "url" not in (await client.get(f"/v1/videos/{body['id']}", headers=auth)).json()
 
     async def test_poll_after_header_only_while_unfinished(self, client, auth) -> None:
-        r = await client.post("/v1/videos", headers=auth, json={"prompt": "p", "seconds": "1", "size": "64x64",
-                                                                 "metadata": {"sandbox_latency_ms": 400}})
+        r = await client.post(
+            "/v1/videos",
+            headers=auth,
+            json={"prompt": "p", "seconds": "1", "size": "64x64", "metadata": {"sandbox_latency_ms": 400}},
+        )
         vid = r.json()["id"]
         got = await client.get(f"/v1/videos/{vid}", headers=auth)
         assert got.headers["openai-poll-after-ms"].isdigit()
@@ -297,8 +363,11 @@ class TestContent:
 
 class TestDelete:
     async def test_delete_with_json_content_type_and_empty_body(self, app, client, auth) -> None:
-        r = await client.post("/v1/videos", headers=auth, json={"prompt": "d", "seconds": "1", "size": "64x64",
-                                                                 "metadata": {"sandbox_latency_ms": 0}})
+        r = await client.post(
+            "/v1/videos",
+            headers=auth,
+            json={"prompt": "d", "seconds": "1", "size": "64x64", "metadata": {"sandbox_latency_ms": 0}},
+        )
         vid = (await finish(client, auth, r.json()["id"]))["id"]
         d = await client.request("DELETE", f"/v1/videos/{vid}", headers={**auth, "Content-Type": "application/json"})
         assert d.status_code == 200
@@ -309,16 +378,21 @@ class TestDelete:
         assert_error(await client.delete(f"/v1/videos/{vid}", headers=auth), 404)
 
     async def test_unfinished_video_cannot_be_deleted(self, client, auth) -> None:
-        r = await client.post("/v1/videos", headers=auth, json={"prompt": "d", "seconds": "1", "size": "64x64",
-                                                                 "metadata": {"sandbox_latency_ms": 60000}})
-        assert_error(await client.delete(f"/v1/videos/{r.json()['id']}", headers=auth), 400,
-                     code="video_not_finished")
+        r = await client.post(
+            "/v1/videos",
+            headers=auth,
+            json={"prompt": "d", "seconds": "1", "size": "64x64", "metadata": {"sandbox_latency_ms": 60000}},
+        )
+        assert_error(await client.delete(f"/v1/videos/{r.json()['id']}", headers=auth), 400, code="video_not_finished")
 
 
 class TestRemixAndFriends:
     async def test_remix_json_and_multipart(self, client, auth) -> None:
-        r = await client.post("/v1/videos", headers=auth, json={"prompt": "s", "seconds": "1", "size": "64x64",
-                                                                 "metadata": {"sandbox_latency_ms": 0}})
+        r = await client.post(
+            "/v1/videos",
+            headers=auth,
+            json={"prompt": "s", "seconds": "1", "size": "64x64", "metadata": {"sandbox_latency_ms": 0}},
+        )
         src = (await finish(client, auth, r.json()["id"]))["id"]
         a = await client.post(f"/v1/videos/{src}/remix", headers=auth, json={"prompt": "again"})
         b = await client.post(f"/v1/videos/{src}/remix", headers=auth, files=form(prompt="again, multipart"))
@@ -328,32 +402,51 @@ class TestRemixAndFriends:
         assert_error(await client.post(f"/v1/videos/{src}/remix", headers=auth, json={}), 400, param="prompt")
 
     async def test_remix_of_unfinished_is_400(self, client, auth) -> None:
-        r = await client.post("/v1/videos", headers=auth, json={"prompt": "s", "seconds": "1", "size": "64x64",
-                                                                 "metadata": {"sandbox_latency_ms": 60000}})
-        assert_error(await client.post(f"/v1/videos/{r.json()['id']}/remix", headers=auth, json={"prompt": "x"}),
-                     400, code="video_not_ready")
+        r = await client.post(
+            "/v1/videos",
+            headers=auth,
+            json={"prompt": "s", "seconds": "1", "size": "64x64", "metadata": {"sandbox_latency_ms": 60000}},
+        )
+        assert_error(
+            await client.post(f"/v1/videos/{r.json()['id']}/remix", headers=auth, json={"prompt": "x"}),
+            400,
+            code="video_not_ready",
+        )
 
     async def test_edit_and_extend_need_a_video(self, client, auth) -> None:
         assert_error(await client.post("/v1/videos/edits", headers=auth, files=form(prompt="x")), 400, param="video")
-        assert_error(await client.post("/v1/videos/extensions", headers=auth, files=form(prompt="x", seconds="4")),
-                     400, param="video")
-        bad = await client.post("/v1/videos/edits", headers=auth, data={"prompt": "x"},
-                                files={"video": ("in.mp4", b"not a video", "video/mp4")})
+        assert_error(
+            await client.post("/v1/videos/extensions", headers=auth, files=form(prompt="x", seconds="4")),
+            400,
+            param="video",
+        )
+        bad = await client.post(
+            "/v1/videos/edits",
+            headers=auth,
+            data={"prompt": "x"},
+            files={"video": ("in.mp4", b"not a video", "video/mp4")},
+        )
         assert_error(bad, 400, param="video", code="invalid_video")
 
     async def test_extension_total_is_capped(self, client, auth) -> None:
-        r = await client.post("/v1/videos", headers=auth, json={"prompt": "s", "seconds": "1", "size": "64x64",
-                                                                 "metadata": {"sandbox_latency_ms": 0}})
+        r = await client.post(
+            "/v1/videos",
+            headers=auth,
+            json={"prompt": "s", "seconds": "1", "size": "64x64", "metadata": {"sandbox_latency_ms": 0}},
+        )
         src = (await finish(client, auth, r.json()["id"]))["id"]
-        assert_error(await client.post("/v1/videos/extensions", headers=auth, json={"prompt": "x", "video": {"id": src}}),
-                     400, param="seconds")
-        ok = await client.post("/v1/videos/extensions", headers=auth,
-                               files=form(**{"prompt": "x", "video[id]": src, "seconds": "2"}))
+        assert_error(
+            await client.post("/v1/videos/extensions", headers=auth, json={"prompt": "x", "video": {"id": src}}),
+            400,
+            param="seconds",
+        )
+        ok = await client.post(
+            "/v1/videos/extensions", headers=auth, files=form(**{"prompt": "x", "video[id]": src, "seconds": "2"})
+        )
         assert ok.status_code == 200 and ok.json()["seconds"] == "3"
 
     async def test_characters_errors(self, client, auth) -> None:
-        assert_error(await client.post("/v1/videos/characters", headers=auth, files=form(name="x")), 400,
-                     param="video")
+        assert_error(await client.post("/v1/videos/characters", headers=auth, files=form(name="x")), 400, param="video")
         assert_error(await client.get("/v1/videos/characters/char_nope", headers=auth), 404)
         r = await client.post("/v1/videos", headers=auth, json={"prompt": "x", "characters": [{"id": "char_nope"}]})
         assert_error(r, 400, param="characters")

@@ -15,8 +15,11 @@ def strip(r: httpx.Response) -> tuple[int, bytes]:
 async def test_ownership_matrix(app, client) -> None:
     a = {"Authorization": f"Bearer {await new_key(app, name='a')}"}
     b = {"Authorization": f"Bearer {await new_key(app, name='b')}"}
-    r = await client.post("/v1/videos", headers=a, json={"prompt": "mine", "seconds": "1", "size": "64x64",
-                                                          "metadata": {"sandbox_latency_ms": 0}})
+    r = await client.post(
+        "/v1/videos",
+        headers=a,
+        json={"prompt": "mine", "seconds": "1", "size": "64x64", "metadata": {"sandbox_latency_ms": 0}},
+    )
     vid = (await finish(client, a, r.json()["id"]))["id"]
     unknown = "video_" + "0" * 48
 
@@ -75,8 +78,9 @@ async def test_model_restricted_key(app, client) -> None:
     h = {"Authorization": f"Bearer {await new_key(app, models=['sandbox'])}"}
     r = await client.post("/v1/videos", headers=h, json={"prompt": "x", "model": "sora-2"})
     assert r.status_code == 403 and r.json()["error"]["code"] == "model_not_allowed"
-    r = await client.post("/v1/videos", headers=h, json={"prompt": "x", "model": "sandbox", "seconds": "1",
-                                                          "size": "64x64"})
+    r = await client.post(
+        "/v1/videos", headers=h, json={"prompt": "x", "model": "sandbox", "seconds": "1", "size": "64x64"}
+    )
     assert r.status_code == 200
     models = [m["id"] for m in (await client.get("/v1/models", headers=h)).json()["data"]]
     assert models == ["sandbox"]

@@ -13,10 +13,14 @@ from app.videos.parsing import nest
         ([("input_reference[image_url]", "https://a/b.png")], {"input_reference": {"image_url": "https://a/b.png"}}),
         ([("video[id]", "video_1")], {"video": {"id": "video_1"}}),
         ([("characters[][id]", "c1"), ("characters[][id]", "c2")], {"characters": [{"id": "c1"}, {"id": "c2"}]}),
-        ([("metadata[watermark]", "true"), ("metadata[duration]", "10")],
-         {"metadata": {"watermark": "true", "duration": "10"}}),
-        ([("metadata[nested][y]", "1"), ("metadata[arr][]", "a"), ("metadata[arr][]", "b")],
-         {"metadata": {"nested": {"y": "1"}, "arr": ["a", "b"]}}),
+        (
+            [("metadata[watermark]", "true"), ("metadata[duration]", "10")],
+            {"metadata": {"watermark": "true", "duration": "10"}},
+        ),
+        (
+            [("metadata[nested][y]", "1"), ("metadata[arr][]", "a"), ("metadata[arr][]", "b")],
+            {"metadata": {"nested": {"y": "1"}, "arr": ["a", "b"]}},
+        ),
         ([("a[][k]", "1"), ("a[][j]", "2"), ("a[][k]", "3")], {"a": [{"k": "1", "j": "2"}, {"k": "3"}]}),
     ],
 )

@@ -59,8 +59,11 @@ async def _status_direct(database_url, storage, ids):
 async def test_terminal_transition_is_compare_and_set(app, client, auth) -> None:
     from tests.videos.test_http import finish
 
-    r = await client.post("/v1/videos", headers=auth, json={"prompt": "cas", "seconds": "1", "size": "64x64",
-                                                             "metadata": {"sandbox_latency_ms": 0}})
+    r = await client.post(
+        "/v1/videos",
+        headers=auth,
+        json={"prompt": "cas", "seconds": "1", "size": "64x64", "metadata": {"sandbox_latency_ms": 0}},
+    )
     body = await finish(client, auth, r.json()["id"])
     async with app.state.gateway.sessionmaker() as s:
         changed = await repo.update_active(s, body["id"], status="failed", error_code="late")

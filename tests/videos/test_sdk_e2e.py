@@ -68,7 +68,10 @@ class TestCreateAndDownload:
 
     def test_failure_is_in_band(self, client: OpenAI) -> None:
         video = client.videos.create_and_poll(
-            prompt="doomed", seconds="1", size="128x128", extra_body={"metadata": {"sandbox_fail": "moderation_blocked"}},
+            prompt="doomed",
+            seconds="1",
+            size="128x128",
+            extra_body={"metadata": {"sandbox_fail": "moderation_blocked"}},
             poll_interval_ms=50,
         )
         assert video.status == "failed"
@@ -78,8 +81,9 @@ class TestCreateAndDownload:
 class TestListRetrieveDelete:
     def test_pages_in_both_orders(self, client: OpenAI) -> None:
         ids = [
-            client.videos.create(prompt=f"p{i}", seconds="1", size="64x64",
-                                 extra_body={"metadata": {"sandbox_latency_ms": 0}}).id
+            client.videos.create(
+                prompt=f"p{i}", seconds="1", size="64x64", extra_body={"metadata": {"sandbox_latency_ms": 0}}
+            ).id
             for i in range(5)
         ]
         desc = [v.id for v in client.videos.list(limit=2, order="desc")]
@@ -139,8 +143,9 @@ class TestDerivedVideos:
         char = client.videos.create_character(name="Mochi", video=("c.mp4", io.BytesIO(data), "video/mp4"))
         assert char.id.startswith("char_") and char.name == "Mochi"
         assert client.videos.get_character(char.id).name == "Mochi"
-        video = client.videos.create(prompt="Mochi dances", seconds="1", size="64x64",
-                                     extra_body={"characters": [{"id": char.id}]})
+        video = client.videos.create(
+            prompt="Mochi dances", seconds="1", size="64x64", extra_body={"characters": [{"id": char.id}]}
+        )
         assert wait(client, video.id).status == "completed"
 
 
@@ -171,8 +176,9 @@ class TestErrors:
             client.videos.retrieve("video_doesnotexist")
 
     def test_content_of_unfinished_video_is_not_retried(self, client: OpenAI) -> None:
-        video = client.videos.create(prompt="slow", seconds="1", size="64x64",
-                                     extra_body={"metadata": {"sandbox_latency_ms": 60000}})
+        video = client.videos.create(
+            prompt="slow", seconds="1", size="64x64", extra_body={"metadata": {"sandbox_latency_ms": 60000}}
+        )
         start = time.monotonic()
         with pytest.raises(openai.BadRequestError) as exc:
             OpenAI(base_url=client.base_url, api_key=client.api_key).videos.download_content(video.id)
