@@ -542,6 +542,10 @@ class KlingProvider:
         meta: dict[str, Any] = {"family": family, "external_task_id": external_task_id}
         return VendorTask(provider=PROVIDER, vendor_task_id=task.task_id, meta=meta)
 
+    async def recover(self, req: GenerationRequest) -> VendorTask | None:
+        """After a crash between submit and commit: the task Kling already holds for `req`, if any."""
+        return await self.find_by_external_id(req.task_id, family=family_for(req))
+
     async def download(self, task: VendorTask, snap: TaskSnapshot) -> AsyncIterator[bytes]:
         if not snap.video_url:
             raise Unavailable(PROVIDER, "task has no video URL yet", vendor_code="no_output")

@@ -18,6 +18,7 @@ from app.context import Gateway
 from app.db import now
 from app.media import render
 from app.providers import base as pb
+from app.storage import StorageError
 from app.videos import repository as repo
 from app.videos import service
 from app.videos.links import VARIANT_FILES
@@ -27,6 +28,14 @@ log = logging.getLogger("vidgate.engine")
 
 MAX_SUBMIT_ATTEMPTS = 6
 MAX_DOWNLOAD_ATTEMPTS = 6
+
+
+def _is_image(path: Any) -> bool:
+    try:
+        render.image_size(path.read_bytes())
+    except render.MediaError:
+        return False
+    return True
 
 
 class TaskEngine:
@@ -156,7 +165,10 @@ class TaskEngine:
         attempts = int((row.params or {}).get("submit_attempts", 0)) + 1
         try:
             req = await service.build_request(self.gw, row)
-            vtask = await provider.submit(req)
+            # the first submit may have reached the vendor before a crash: look before submitting twice
+            recover = getattr(provider, "recover", None)
+            found = await recover(req) if recover is not None else None
+            vtask = found if found is not None else await provider.submit(req)
         except (pb.Unavailable, pb.RateLimited) as exc:
             if attempts >= MAX_SUBMIT_ATTEMPTS:
                 await self._fail(row, "upstream_unavailable", f"The provider could not accept the task: {exc.message}")
@@ -192,15 +204,8 @@ class TaskEngine:
         try:
             await storage.write_stream(video_key, provider.download(task, snap))
             info = await asyncio.to_thread(render.probe_video, storage.path(video_key))
-            await asyncio.to_thread(
-                render.make_thumbnail, storage.path(video_key), storage.path(f"videos/{row.id}/thumbnail.webp")
-            )
-            await asyncio.to_thread(
-                render.make_spritesheet,
-                storage.path(video_key),
-                storage.path(f"videos/{row.id}/spritesheet.jpg"),
-            )
-        except (pb.ProviderError, OSError, render.MediaError) as exc:
+            await self._derive(row, provider, task)
+        except (pb.ProviderError, OSError, StorageError, render.MediaError) as exc:
             attempts = row.poll_errors + 1
             log.warning("task %s: download failed (%d): %r", row.id, attempts, exc)
             if attempts >= MAX_DOWNLOAD_ATTEMPTS or isinstance(exc, render.MediaError):
@@ -233,6 +238,24 @@ class TaskEngine:
         if not done:
             log.info("task %s was finished elsewhere; dropping this copy", row.id)
         service.discard_inputs(self.gw, row.id)
+
+    async def _derive(self, row: Video, provider: pb.VideoProvider, task: pb.VendorTask) -> None:
+        """Thumbnail and spritesheet: the vendor's own when it serves them, else made from the video."""
+        storage = self.gw.storage
+        video = storage.path(f"videos/{row.id}/{VARIANT_FILES['video']}")
+        makers = {"thumbnail": render.make_thumbnail, "spritesheet": render.make_spritesheet}
+        fetch = getattr(provider, "download_variant", None)
+        for variant, make in makers.items():
+            key = f"videos/{row.id}/{VARIANT_FILES[variant]}"
+            if fetch is not None:
+                try:
+                    await storage.write_stream(key, fetch(task, variant), limit=64 * 1024 * 1024)
+                    data_ok = await asyncio.to_thread(_is_image, storage.path(key))
+                    if data_ok:
+                        continue
+                except (pb.ProviderError, OSError, StorageError) as exc:
+                    log.info("task %s: vendor %s unavailable (%r); deriving it", row.id, variant, exc)
+            await asyncio.to_thread(make, video, storage.path(key))
 
     async def _fail(self, row: Video, code: str, message: str) -> None:
         async with self.gw.sessionmaker() as s:
