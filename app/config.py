@@ -66,7 +66,19 @@ class Settings(BaseSettings):
     vidu_base_url: str = "https://api.vidu.com"
     vendor_timeout_s: float = 60.0
 
+    # -- rate limits shared across replicas (in-process when unset)
+    redis_url: str | None = None
+
+    # -- client webhooks
+    webhook_timeout_s: float = 10.0
+    webhook_max_age_hours: float = 24.0  # retries with exponential backoff stop after this
+    webhook_concurrency: int = 8
+    webhook_tick_ms: int = 500
+
+    # -- observability
     log_level: str = "INFO"
+    log_json: bool = False
+    metrics_enabled: bool = True
 
     @model_validator(mode="after")
     def _refuse_placeholder_admin_token(self) -> Settings:
