@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 import uvicorn
 from alembic import command
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.cli import alembic_config
@@ -31,24 +33,32 @@ def _normalise(url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Migrated once per session with alembic, so the migrations are tested on every run."""
-    if PG_URL:
-        url = _normalise(PG_URL)
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Migrated once per session with alembic, so the migrations are tested on every run.
 
-        async def reset() -> None:
-            engine = create_async_engine(url)
-            async with engine.begin() as conn:
-                await conn.execute(text("DROP SCHEMA public CASCADE"))
-                await conn.execute(text("CREATE SCHEMA public"))
-            await engine.dispose()
-
-        asyncio.run(reset())
-    else:
+    On PostgreSQL each session gets a database of its own (created beside the one named by
+    VIDGATE_TEST_DATABASE_URL and dropped at the end), so parallel runs never share tables."""
+    if not PG_URL:
         url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'vidgate.db'}"
-    settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
-    command.upgrade(alembic_config(settings), "head")
-    return url
+        command.upgrade(alembic_config(Settings(database_url=url, _env_file=None)), "head")  # type: ignore[call-arg]
+        yield url
+        return
+    base = make_url(_normalise(PG_URL))
+    name = f"vidgate_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        engine = create_async_engine(base, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+        await engine.dispose()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    try:
+        command.upgrade(alembic_config(Settings(database_url=url, _env_file=None)), "head")  # type: ignore[call-arg]
+        yield url
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def make_settings(database_url: str, storage: Path, **overrides: Any) -> Settings:
