@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.providers.registry import ProviderRegistry
-from app.storage import LocalStorage
+from app.storage import Storage
 from app.videos.links import LinkSigner
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ class Gateway:
     db: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     registry: ProviderRegistry
-    storage: LocalStorage
+    storage: Storage
     signer: LinkSigner
     http: httpx.AsyncClient
     engine: TaskEngine | None = field(default=None)

@@ -1,3 +1,4 @@
-from app.storage.local import LocalStorage, StorageError
+from app.storage.base import Storage, StorageError
+from app.storage.local import LocalStorage
 
-__all__ = ["LocalStorage", "StorageError"]
+__all__ = ["LocalStorage", "Storage", "StorageError"]

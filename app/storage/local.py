@@ -1,4 +1,4 @@
-"""Local-disk asset storage (the embedded default). Keys are relative POSIX paths."""
+"""Local-disk asset storage (the embedded default)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import uuid
 from collections.abc import AsyncIterable
 from pathlib import Path
 
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
 
-class StorageError(ValueError):
-    pass
+from app.storage.base import StorageError
 
 
 class LocalStorage:
@@ -25,13 +26,7 @@ class LocalStorage:
             raise StorageError(f"invalid storage key {key!r}")
         return p
 
-    def exists(self, key: str) -> bool:
-        return self.path(key).is_file()
-
-    def size(self, key: str) -> int:
-        return self.path(key).stat().st_size
-
-    def temp_path(self, suffix: str = "") -> Path:
+    def scratch_path(self, suffix: str = "") -> Path:
         tmp = self.root / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         return tmp / f"{uuid.uuid4().hex}{suffix}"
@@ -47,31 +42,54 @@ class LocalStorage:
                 async for chunk in chunks:
                     total += len(chunk)
                     if limit is not None and total > limit:
-                        raise StorageError(f"asset larger than {limit} bytes")
+                        raise StorageError(f"object larger than {limit} bytes")
                     await asyncio.to_thread(fh.write, chunk)
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
         return total
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    async def write_bytes(self, key: str, data: bytes) -> None:
         dest = self.path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
-        tmp.write_bytes(data)
+        await asyncio.to_thread(tmp.write_bytes, data)
         os.replace(tmp, dest)
 
-    def put_file(self, key: str, src: Path) -> None:
+    async def put_file(self, key: str, src: Path) -> None:
         dest = self.path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(src), dest)
+        await asyncio.to_thread(shutil.move, str(src), dest)
 
-    def read_bytes(self, key: str) -> bytes:
-        return self.path(key).read_bytes()
+    async def read_bytes(self, key: str) -> bytes:
+        return await asyncio.to_thread(self.path(key).read_bytes)
 
-    def delete_prefix(self, prefix: str) -> None:
+    async def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    async def size(self, key: str) -> int:
+        return self.path(key).stat().st_size
+
+    async def delete_prefix(self, prefix: str) -> None:
         target = self.path(prefix)
         if target.is_dir():
-            shutil.rmtree(target, ignore_errors=True)
+            await asyncio.to_thread(shutil.rmtree, target, True)
         else:
             target.unlink(missing_ok=True)
+
+    async def materialize(self, key: str) -> Path:
+        path = self.path(key)
+        if not path.is_file():
+            raise FileNotFoundError(key)
+        return path
+
+    async def release(self, path: Path) -> None:
+        return None  # materialize hands out the stored file itself
+
+    async def serve(
+        self, key: str, request: Request, *, media_type: str, filename: str, disposition: str = "attachment"
+    ) -> Response:
+        # FileResponse streams from disk in chunks and answers HEAD and Range (206) itself
+        return FileResponse(
+            self.path(key), media_type=media_type, filename=filename, content_disposition_type=disposition
+        )

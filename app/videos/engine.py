@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from app.context import Gateway
@@ -30,7 +32,18 @@ MAX_SUBMIT_ATTEMPTS = 6
 MAX_DOWNLOAD_ATTEMPTS = 6
 
 
-def _is_image(path: Any) -> bool:
+async def _stream_to(path: Path, chunks: AsyncIterator[bytes], *, limit: int | None = None) -> int:
+    total = 0
+    with path.open("wb") as fh:
+        async for chunk in chunks:
+            total += len(chunk)
+            if limit is not None and total > limit:
+                raise StorageError(f"download larger than {limit} bytes")
+            await asyncio.to_thread(fh.write, chunk)
+    return total
+
+
+def _is_image(path: Path) -> bool:
     try:
         render.image_size(path.read_bytes())
     except render.MediaError:
@@ -199,24 +212,32 @@ class TaskEngine:
     async def _complete(
         self, row: Video, provider: pb.VideoProvider, task: pb.VendorTask, snap: pb.TaskSnapshot
     ) -> None:
+        """Download the asset, check it decodes, derive the other variants, store all three, then finish."""
         storage = self.gw.storage
-        video_key = f"videos/{row.id}/{VARIANT_FILES['video']}"
+        work = {variant: storage.scratch_path(f".{name.rsplit('.', 1)[1]}") for variant, name in VARIANT_FILES.items()}
         try:
-            await storage.write_stream(video_key, provider.download(task, snap))
-            info = await asyncio.to_thread(render.probe_video, storage.path(video_key))
-            await self._derive(row, provider, task)
-        except (pb.ProviderError, OSError, StorageError, render.MediaError) as exc:
-            attempts = row.poll_errors + 1
-            log.warning("task %s: download failed (%d): %r", row.id, attempts, exc)
-            if attempts >= MAX_DOWNLOAD_ATTEMPTS or isinstance(exc, render.MediaError):
-                storage.delete_prefix(f"videos/{row.id}")
-                await self._fail(row, "asset_unavailable", "The generated video could not be retrieved.")
-            else:
-                await self._reschedule(row, delay=self._backoff(attempts), errors=attempts)
-            return
+            try:
+                await _stream_to(work["video"], provider.download(task, snap))
+                info = await asyncio.to_thread(render.probe_video, work["video"])
+                await self._derive(row, provider, task, work)
+                sizes = {variant: path.stat().st_size for variant, path in work.items()}
+                for variant, path in work.items():
+                    await storage.put_file(f"videos/{row.id}/{VARIANT_FILES[variant]}", path)
+            except (pb.ProviderError, OSError, StorageError, render.MediaError) as exc:
+                attempts = row.poll_errors + 1
+                log.warning("task %s: download failed (%d): %r", row.id, attempts, exc)
+                if attempts >= MAX_DOWNLOAD_ATTEMPTS or isinstance(exc, render.MediaError):
+                    await storage.delete_prefix(f"videos/{row.id}")
+                    await self._fail(row, "asset_unavailable", "The generated video could not be retrieved.")
+                else:
+                    await self._reschedule(row, delay=self._backoff(attempts), errors=attempts)
+                return
+        finally:
+            for path in work.values():
+                path.unlink(missing_ok=True)
         t = now()
         assets: dict[str, Any] = {
-            variant: {"key": f"videos/{row.id}/{name}", "bytes": storage.size(f"videos/{row.id}/{name}")}
+            variant: {"key": f"videos/{row.id}/{name}", "bytes": sizes[variant]}
             for variant, name in VARIANT_FILES.items()
         }
         values: dict[str, Any] = {
@@ -237,25 +258,21 @@ class TaskEngine:
             await s.commit()
         if not done:
             log.info("task %s was finished elsewhere; dropping this copy", row.id)
-        service.discard_inputs(self.gw, row.id)
+        await service.discard_inputs(self.gw, row.id)
 
-    async def _derive(self, row: Video, provider: pb.VideoProvider, task: pb.VendorTask) -> None:
+    async def _derive(self, row: Video, provider: pb.VideoProvider, task: pb.VendorTask, work: dict[str, Path]) -> None:
         """Thumbnail and spritesheet: the vendor's own when it serves them, else made from the video."""
-        storage = self.gw.storage
-        video = storage.path(f"videos/{row.id}/{VARIANT_FILES['video']}")
         makers = {"thumbnail": render.make_thumbnail, "spritesheet": render.make_spritesheet}
         fetch = getattr(provider, "download_variant", None)
         for variant, make in makers.items():
-            key = f"videos/{row.id}/{VARIANT_FILES[variant]}"
             if fetch is not None:
                 try:
-                    await storage.write_stream(key, fetch(task, variant), limit=64 * 1024 * 1024)
-                    data_ok = await asyncio.to_thread(_is_image, storage.path(key))
-                    if data_ok:
+                    await _stream_to(work[variant], fetch(task, variant), limit=64 * 1024 * 1024)
+                    if await asyncio.to_thread(_is_image, work[variant]):
                         continue
                 except (pb.ProviderError, OSError, StorageError) as exc:
                     log.info("task %s: vendor %s unavailable (%r); deriving it", row.id, variant, exc)
-            await asyncio.to_thread(make, video, storage.path(key))
+            await asyncio.to_thread(make, work["video"], work[variant])
 
     async def _fail(self, row: Video, code: str, message: str) -> None:
         async with self.gw.sessionmaker() as s:
@@ -270,7 +287,7 @@ class TaskEngine:
                 claimed_until=None,
             )
             await s.commit()
-        service.discard_inputs(self.gw, row.id)
+        await service.discard_inputs(self.gw, row.id)
 
     async def _poll_error(self, row: Video, exc: pb.ProviderError) -> None:
         errors = row.poll_errors + 1
@@ -298,7 +315,7 @@ class TaskEngine:
         async with self.gw.sessionmaker() as s:
             rows = await repo.expired_unpurged(s)
             for row in rows:
-                self.gw.storage.delete_prefix(f"videos/{row.id}")
+                await self.gw.storage.delete_prefix(f"videos/{row.id}")
                 row.assets_purged_at = now()
             await s.commit()
         if rows:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
 from app import errors
 from app.db import now
@@ -23,23 +23,24 @@ def _check(gw: GatewayDep, kind: str, ident: str, variant: str, expires: int, si
 
 @router.api_route("/videos/{video_id}/{variant}", methods=["GET", "HEAD"])
 async def signed_video(
-    video_id: str, variant: str, expires: int, signature: str, gw: GatewayDep, session: SessionDep
+    video_id: str, variant: str, expires: int, signature: str, request: Request, gw: GatewayDep, session: SessionDep
 ) -> Response:
     _check(gw, "video", video_id, variant, expires, signature)
     row = await repo.get(session, video_id)
     if row is None or row.deleted_at is not None:
         raise service.not_found(video_id)
-    path, media_type, filename = service.asset_path(gw, row, variant)
-    return FileResponse(path, media_type=media_type, filename=filename, content_disposition_type="inline")
+    storage_key, media_type, filename = await service.asset(gw, row, variant)
+    return await gw.storage.serve(storage_key, request, media_type=media_type, filename=filename, disposition="inline")
 
 
 @router.api_route("/inputs/{video_id}/{name}", methods=["GET", "HEAD"])
 async def signed_input(
-    video_id: str, name: str, expires: int, signature: str, gw: GatewayDep, session: SessionDep
+    video_id: str, name: str, expires: int, signature: str, request: Request, gw: GatewayDep, session: SessionDep
 ) -> Response:
     _check(gw, "input", video_id, name, expires, signature)
     row = await repo.get(session, video_id)
     entry = (row.params or {}).get(f"image_{name}") if row is not None else None
-    if not entry or not entry.get("key") or not gw.storage.exists(entry["key"]):
+    if not entry or not entry.get("key") or not await gw.storage.exists(entry["key"]):
         raise errors.NotFound("This input is no longer available.", code="input_not_found")
-    return FileResponse(gw.storage.path(entry["key"]), media_type=entry.get("mime") or "application/octet-stream")
+    mime = entry.get("mime") or "application/octet-stream"
+    return await gw.storage.serve(entry["key"], request, media_type=mime, filename=name, disposition="inline")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from app import errors
 from app.deps import ApiKeyDep, GatewayDep, SessionDep
@@ -109,14 +109,15 @@ async def delete_video(video_id: str, gw: GatewayDep, session: SessionDep, key: 
 @router.api_route("/videos/{video_id}/content", methods=["GET", "HEAD"], summary="Download video content")
 async def video_content(
     video_id: str,
+    request: Request,
     gw: GatewayDep,
     session: SessionDep,
     key: ApiKeyDep,
     variant: str = Query("video"),
 ) -> Response:
     row = await service.get_video(session, key, video_id)
-    path, media_type, filename = service.asset_path(gw, row, variant)
-    return FileResponse(path, media_type=media_type, filename=filename, content_disposition_type="attachment")
+    storage_key, media_type, filename = await service.asset(gw, row, variant)
+    return await gw.storage.serve(storage_key, request, media_type=media_type, filename=filename)
 
 
 @router.post("/videos/{video_id}/remix", summary="Remix a video")

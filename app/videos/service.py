@@ -266,7 +266,7 @@ async def _edit_like(
     assert f.video.upload is not None
     route = route_for(gw, key, f.model or DEFAULT_MODEL)
     upload = f.video.upload
-    tmp = gw.storage.temp_path(".mp4")
+    tmp = gw.storage.scratch_path(".mp4")
     data = await upload.read(gw.settings.max_video_upload_bytes, param="video")
     await asyncio.to_thread(tmp.write_bytes, data)
     try:
@@ -317,7 +317,7 @@ async def draft_extend(gw: Gateway, session: AsyncSession, key: ApiKey, body: Pa
     return draft
 
 
-def _store_inputs(gw: Gateway, draft: Draft) -> None:
+async def _store_inputs(gw: Gateway, draft: Draft) -> None:
     row = draft.video
     for name, img in (("first", draft.image), ("last", draft.last_frame)):
         if img is None:
@@ -325,7 +325,7 @@ def _store_inputs(gw: Gateway, draft: Draft) -> None:
         entry: dict[str, Any] = {"url": img.url, "mime": img.mime}
         if img.data is not None:
             key = f"inputs/{row.id}/{name}.{IMAGE_EXT.get(img.mime or '', 'bin')}"
-            gw.storage.write_bytes(key, img.data)
+            await gw.storage.write_bytes(key, img.data)
             entry["key"] = key
         row.params = {**row.params, f"image_{name}": entry}
 
@@ -335,12 +335,12 @@ async def _store_source_upload(gw: Gateway, draft: Draft) -> None:
         return
     data = await draft.source_upload.read(gw.settings.max_video_upload_bytes, param="video")
     key = f"inputs/{draft.video.id}/source.mp4"
-    gw.storage.write_bytes(key, data)
+    await gw.storage.write_bytes(key, data)
     draft.video.params = {**draft.video.params, "source_key": key}
 
 
-def discard_inputs(gw: Gateway, video_id: str) -> None:
-    gw.storage.delete_prefix(f"inputs/{video_id}")
+async def discard_inputs(gw: Gateway, video_id: str) -> None:
+    await gw.storage.delete_prefix(f"inputs/{video_id}")
 
 
 def input_url(gw: Gateway, video_id: str, name: str, *, base: str | None) -> str | None:
@@ -356,11 +356,11 @@ async def build_request(gw: Gateway, row: Video) -> pb.GenerationRequest:
     """The provider-neutral request for a stored row (used at create time and by the engine's retries)."""
     params = row.params or {}
 
-    def image(name: str) -> pb.ImageInput | None:
+    async def image(name: str) -> pb.ImageInput | None:
         entry = params.get(f"image_{name}")
         if not entry:
             return None
-        data = gw.storage.read_bytes(entry["key"]) if entry.get("key") else None
+        data = await gw.storage.read_bytes(entry["key"]) if entry.get("key") else None
         url = entry.get("url")
         if url is None and entry.get("key"):
             url = input_url(gw, row.id, name, base=None)
@@ -376,11 +376,11 @@ async def build_request(gw: Gateway, row: Video) -> pb.GenerationRequest:
             if src.provider == row.provider and src.vendor_task_id:
                 source = pb.VendorTask(src.provider, src.vendor_task_id, dict(src.vendor_meta or {}))
             video_key = (src.assets or {}).get("video", {}).get("key")
-            if video_key and gw.storage.exists(video_key):
-                source_path = gw.storage.path(video_key)
+            if video_key and await gw.storage.exists(video_key):
+                source_path = await gw.storage.materialize(video_key)
             source_seconds = source_seconds or int(src.seconds)
     elif params.get("source_key"):
-        source_path = gw.storage.path(params["source_key"])
+        source_path = await gw.storage.materialize(params["source_key"])
     w, h = (int(x) for x in row.size.split("x"))
     seconds = int(params.get("segment_seconds") or row.seconds)
     return pb.GenerationRequest(
@@ -391,8 +391,8 @@ async def build_request(gw: Gateway, row: Video) -> pb.GenerationRequest:
         height=h,
         seconds=seconds,
         operation=row.operation,  # type: ignore[arg-type]
-        image=image("first"),
-        last_frame=image("last"),
+        image=await image("first"),
+        last_frame=await image("last"),
         extras=dict(params.get("metadata") or {}),
         characters=tuple(params.get("characters") or ()),
         source=source,
@@ -404,7 +404,7 @@ async def build_request(gw: Gateway, row: Video) -> pb.GenerationRequest:
 async def submit_draft(gw: Gateway, draft: Draft) -> Video:
     """Store, submit, store the vendor id. Logical rejections leave nothing stored."""
     row = draft.video
-    _store_inputs(gw, draft)
+    await _store_inputs(gw, draft)
     await _store_source_upload(gw, draft)
     row.next_poll_at = now() + SUBMIT_GRACE_S
     async with gw.sessionmaker() as s:
@@ -412,6 +412,7 @@ async def submit_draft(gw: Gateway, draft: Draft) -> Video:
         await s.commit()
     provider = gw.registry.get(row.provider)
     assert provider is not None
+    req: pb.GenerationRequest | None = None
     try:
         req = await build_request(gw, row)
         task = await provider.submit(req)
@@ -427,11 +428,12 @@ async def submit_draft(gw: Gateway, draft: Draft) -> Video:
         async with gw.sessionmaker() as s:
             await repo.delete_row(s, row.id)
             await s.commit()
-        discard_inputs(gw, row.id)
+        await discard_inputs(gw, row.id)
         raise provider_error(exc) from None
-    except BaseException:
-        # unexpected: leave the row for the engine, which retries the submission
-        raise
+    finally:
+        # unexpected errors leave the row for the engine, which retries the submission
+        if req is not None and req.source_video is not None:
+            await gw.storage.release(req.source_video)
     first_poll = now() + gw.settings.poll_interval_ms / 1000
     async with gw.sessionmaker() as s:
         await repo.update_active(
@@ -492,11 +494,12 @@ async def delete_video(gw: Gateway, session: AsyncSession, key: ApiKey, video_id
     row.deleted_at = now()
     row.assets = {}
     await session.flush()
-    gw.storage.delete_prefix(f"videos/{row.id}")
-    discard_inputs(gw, row.id)
+    await gw.storage.delete_prefix(f"videos/{row.id}")
+    await discard_inputs(gw, row.id)
 
 
-def asset_path(gw: Gateway, row: Video, variant: str) -> tuple[Any, str, str]:
+async def asset(gw: Gateway, row: Video, variant: str) -> tuple[str, str, str]:
+    """(storage key, media type, download filename) of a finished video's variant, or a clear 4xx."""
     if variant not in VARIANT_FILES:
         raise errors.InvalidRequest(
             f"Invalid variant '{variant}': expected one of video, thumbnail, spritesheet.",
@@ -514,12 +517,12 @@ def asset_path(gw: Gateway, row: Video, variant: str) -> tuple[Any, str, str]:
             f"The content of video '{row.id}' has expired and was deleted.", param="video_id", code="video_expired"
         )
     entry = (row.assets or {}).get(variant)
-    if not entry or not gw.storage.exists(entry["key"]):
+    if not entry or not await gw.storage.exists(entry["key"]):
         raise errors.NotFound(
             f"The {variant} of video '{row.id}' is not available.", param="variant", code="content_not_found"
         )
     filename = f"{row.id}.{VARIANT_FILES[variant].rsplit('.', 1)[1]}"
-    return gw.storage.path(entry["key"]), MEDIA_TYPES[variant], filename
+    return entry["key"], MEDIA_TYPES[variant], filename
 
 
 def signed_url(gw: Gateway, row: Video, *, base: str, variant: str = "video") -> str | None:
@@ -554,14 +557,16 @@ async def create_character(gw: Gateway, session: AsyncSession, key: ApiKey, body
     data = await upload.read(gw.settings.max_video_upload_bytes, param="video")
     cid = new_id("char", 16)
     key_name = f"characters/{cid}.mp4"
-    gw.storage.write_bytes(key_name, data)
+    tmp = gw.storage.scratch_path(".mp4")
+    await asyncio.to_thread(tmp.write_bytes, data)
     try:
-        await asyncio.to_thread(render.probe_video, gw.storage.path(key_name))
+        await asyncio.to_thread(render.probe_video, tmp)
     except render.MediaError:
-        gw.storage.delete_prefix(key_name)
+        tmp.unlink(missing_ok=True)
         raise errors.InvalidRequest(
             "The uploaded 'video' is not a decodable video file.", param="video", code="invalid_video"
         ) from None
+    await gw.storage.put_file(key_name, tmp)
     char = Character(id=cid, owner=key.owner, name=name.strip(), created_at=int(now()), asset_key=key_name)
     session.add(char)
     await session.flush()

@@ -344,7 +344,7 @@ class TestContent:
             row.expires_at = 1
             await s.commit()
         assert await gw.engine.purge_expired() == 1
-        assert not gw.storage.exists(f"videos/{body['id']}/video.mp4")
+        assert not await gw.storage.exists(f"videos/{body['id']}/video.mp4")
         assert_error(await client.get(f"/v1/videos/{body['id']}/content", headers=auth), 404, code="video_expired")
         assert "url" not in (await client.get(f"/v1/videos/{body['id']}", headers=auth)).json()
 
@@ -372,7 +372,7 @@ class TestDelete:
         d = await client.request("DELETE", f"/v1/videos/{vid}", headers={**auth, "Content-Type": "application/json"})
         assert d.status_code == 200
         assert d.json() == {"id": vid, "object": "video.deleted", "deleted": True}
-        assert not app.state.gateway.storage.exists(f"videos/{vid}/video.mp4")
+        assert not await app.state.gateway.storage.exists(f"videos/{vid}/video.mp4")
         assert_error(await client.get(f"/v1/videos/{vid}", headers=auth), 404)
         assert_error(await client.get(f"/v1/videos/{vid}/content", headers=auth), 404)
         assert_error(await client.delete(f"/v1/videos/{vid}", headers=auth), 404)
