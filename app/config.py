@@ -18,12 +18,25 @@ class Settings(BaseSettings):
     environment: Literal["development", "production", "test"] = "development"
 
     # -- core
+    config: Path | None = None  # gateway.yaml: channels, aliases, prices (optional)
     database_url: str | None = None  # default: sqlite+aiosqlite under storage_dir
     storage_dir: Path = Path("./data")
     admin_token: SecretStr | None = None
     bootstrap_api_key: SecretStr | None = None
     public_base_url: str | None = None  # e.g. https://vidgate.example.com (no trailing /v1)
     signing_secret: SecretStr | None = None  # signs asset links; default: a key file in storage_dir
+
+    # -- asset storage
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_prefix: str = ""
+    s3_presign_ttl_s: int = 300
+    s3_part_size_mb: int = 8
+    content_redirect: bool = False  # /content answers a redirect to a presigned URL (S3 only)
 
     # -- limits
     max_body_bytes: int = 256 * 1024 * 1024
@@ -42,6 +55,11 @@ class Settings(BaseSettings):
     claim_lease_s: int = 120  # a claimed task is released after this if its worker died
     janitor_interval_s: int = 60
     param_policy: Literal["nearest", "strict"] = "nearest"
+    channel_cooldown_s: float = 30.0  # first cool-down of a failing channel; doubles per failure
+    channel_cooldown_max_s: float = 600.0
+
+    # -- access control
+    trust_forwarded_for: bool = False  # take the client IP from X-Forwarded-For (behind a proxy)
 
     # -- sandbox (the built-in offline provider)
     sandbox_enabled: bool = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -9,12 +10,14 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.keys.limits import MemoryRateLimiter, RateLimiter
 from app.providers.registry import ProviderRegistry
 from app.storage import Storage
 from app.videos.links import LinkSigner
 
 if TYPE_CHECKING:
     from app.videos.engine import TaskEngine
+    from app.webhooks.dispatcher import WebhookDispatcher
 
 
 @dataclass
@@ -26,7 +29,10 @@ class Gateway:
     storage: Storage
     signer: LinkSigner
     http: httpx.AsyncClient
+    limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
+    rng: random.Random = field(default_factory=random.Random)
     engine: TaskEngine | None = field(default=None)
+    webhooks: WebhookDispatcher | None = field(default=None)
 
     @property
     def is_postgres(self) -> bool:
@@ -35,6 +41,10 @@ class Gateway:
     def base_url(self, fallback: str | None = None) -> str | None:
         base = self.settings.public_base_url or fallback
         return base.rstrip("/") if base else None
+
+    def wake_webhooks(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.wake()
 
     def wake_engine(self) -> None:
         if self.engine is not None:

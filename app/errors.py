@@ -80,6 +80,17 @@ class RateLimited(GatewayError):
             self.headers.setdefault("Retry-After", str(max(1, min(120, round(retry_after)))))
 
 
+class InsufficientQuota(RateLimited):
+    """OpenAI's shape for an exhausted balance: 429, and the SDK is told not to retry."""
+
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.headers["x-should-retry"] = "false"
+
+
 class UpstreamError(GatewayError):
     status_code = 502
     type = "server_error"

@@ -9,19 +9,23 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from app.channels import service as channels
 from app.config import Settings
 from app.context import Gateway
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
 from app.keys import service as keys
+from app.keys.limits import build_rate_limiter
 from app.keys.router import router as models_router
 from app.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from app.providers.registry import build_registry
-from app.storage import LocalStorage
+from app.storage import LocalStorage, Storage
 from app.videos.engine import TaskEngine
 from app.videos.files import router as files_router
 from app.videos.links import LinkSigner, load_or_create_secret
 from app.videos.router import router as videos_router
+from app.webhooks.dispatcher import WebhookDispatcher
+from app.webhooks.router import router as webhooks_router
 
 log = logging.getLogger("vidgate")
 
@@ -41,10 +45,32 @@ async def build_gateway(settings: Settings, *, http: httpx.AsyncClient | None = 
         db=db,
         sessionmaker=create_sessionmaker(db),
         registry=build_registry(settings, client),
-        storage=LocalStorage(storage_dir / "assets"),
+        storage=build_storage(settings),
         signer=LinkSigner(secret),
         http=client,
+        limiter=build_rate_limiter(settings.redis_url),
     )
+
+
+def build_storage(settings: Settings) -> Storage:
+    if settings.storage_backend == "s3":
+        from app.storage.s3 import S3Storage
+
+        if not settings.s3_bucket:
+            raise ValueError("VIDGATE_STORAGE_BACKEND=s3 needs VIDGATE_S3_BUCKET")
+        return S3Storage(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key=settings.s3_access_key.get_secret_value() if settings.s3_access_key else None,
+            secret_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
+            prefix=settings.s3_prefix,
+            scratch_dir=settings.storage_dir / "tmp",
+            content_redirect=settings.content_redirect,
+            presign_ttl_s=settings.s3_presign_ttl_s,
+            part_size=settings.s3_part_size_mb * 1024 * 1024,
+        )
+    return LocalStorage(settings.storage_dir / "assets")
 
 
 def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | None = None) -> FastAPI:
@@ -57,16 +83,25 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
             async with gw.sessionmaker() as s:
                 await keys.ensure_key(s, secret=settings.bootstrap_api_key.get_secret_value(), name="bootstrap")
                 await s.commit()
+        await channels.sync(gw)
         app.state.gateway = gw
         app.state.sessionmaker = gw.sessionmaker
         if settings.run_engine:
             gw.engine = TaskEngine(gw)
             await gw.engine.start()
+            gw.webhooks = WebhookDispatcher(gw)
+            await gw.webhooks.start()
         try:
             yield
         finally:
             if gw.engine is not None:
                 await gw.engine.stop()
+            if gw.webhooks is not None:
+                await gw.webhooks.stop()
+            await gw.limiter.close()
+            closer = getattr(gw.storage, "aclose", None)
+            if closer is not None:
+                await closer()
             if http is None:
                 await gw.http.aclose()
             await gw.db.dispose()
@@ -81,6 +116,7 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
     app.include_router(videos_router)
     app.include_router(models_router)
     app.include_router(files_router)
+    app.include_router(webhooks_router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

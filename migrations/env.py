@@ -9,8 +9,10 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import app.channels.models
 import app.keys.models
-import app.videos.models  # noqa: F401  (register tables)
+import app.videos.models
+import app.webhooks.models  # noqa: F401
 from app.config import Settings
 from app.db import Base, create_engine
 

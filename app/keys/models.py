@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from sqlalchemy import Float, String
+from sqlalchemy import Boolean, Float, Integer, String
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -20,6 +21,14 @@ class ApiKey(Base):
     created_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # access control (None = unlimited)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rpm_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_concurrent: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ip_allowlist: Mapped[list[str] | None] = mapped_column(nullable=True)
+    quota_credits: Mapped[float | None] = mapped_column(Float, nullable=True)
+    used_credits: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
     @property
     def active(self) -> bool:

@@ -1,7 +1,13 @@
-"""Which providers exist (built from settings) and which model goes where."""
+"""Which channels exist (from the config file and the environment) and which model goes where.
+
+A *channel* is one vendor account: a provider instance with its credentials and base URL, the models it
+serves, a priority and a weight. Several channels may serve one model; `Route.channels` lists them all
+and the videos service orders them by health, priority and weight at submit time.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import time
@@ -11,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from app.channels.config import ChannelConfig, GatewayConfig, effective_config
 from app.config import Settings
 from app.providers.base import VideoProvider
 from app.providers.capabilities import ModelCaps
@@ -19,30 +26,74 @@ from app.providers.sandbox import SandboxProvider
 
 log = logging.getLogger("vidgate.providers")
 
+# vendor → (module, class); constructor: (client, *, <credentials>, base_url=...)
+VENDOR_CLASSES: dict[str, tuple[str, str]] = {
+    "openai_compat": ("app.providers.openai_compat", "OpenAICompatProvider"),
+    "wanxiang": ("app.providers.wanxiang", "WanxiangProvider"),
+    "kling": ("app.providers.kling", "KlingProvider"),
+    "jimeng": ("app.providers.jimeng", "JimengProvider"),
+    "vidu": ("app.providers.vidu", "ViduProvider"),
+}
+
+
+def fingerprint(vendor: str, base_url: str | None, credentials: dict[str, str]) -> str:
+    material = "\n".join([vendor, base_url or "", *(f"{k}={v}" for k, v in sorted(credentials.items()))])
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+@dataclass
+class Channel:
+    name: str
+    vendor: str
+    provider: VideoProvider
+    models: dict[str, ModelCaps]
+    image_transport: str
+    fingerprint: str
+    base_url: str | None = None
+    priority: int = 0
+    weight: int = 1
+    enabled: bool = True
+    credentials: dict[str, str] = field(default_factory=dict, repr=False)
+
 
 @dataclass(frozen=True)
 class Route:
-    """A model name as the client sent it, resolved to a provider and the vendor's model."""
+    """A model name as the client sent it, resolved to its capabilities and every channel serving it."""
 
     requested: str
     caps: ModelCaps
-    provider: VideoProvider
-    image_transport: str  # "url" | "base64" | "either" | "bytes"
+    channels: tuple[Channel, ...]
+
+    @property
+    def provider(self) -> VideoProvider:
+        return self.channels[0].provider
+
+    @property
+    def image_transport(self) -> str:
+        # bytes when any candidate needs bytes; URL-only only when every candidate is URL-only
+        kinds = {c.image_transport for c in self.channels}
+        if "bytes" in kinds:
+            return "bytes"
+        if kinds == {"url"}:
+            return "url"
+        return "base64" if "base64" in kinds else "either"
 
 
 @dataclass
 class ProviderRegistry:
-    providers: dict[str, VideoProvider] = field(default_factory=dict)
+    channels: dict[str, Channel] = field(default_factory=dict)
     models: dict[str, ModelCaps] = field(default_factory=dict)
+    serving: dict[str, list[Channel]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
-    image_transport: dict[str, str] = field(default_factory=dict)
+    prices: dict[str, Any] = field(default_factory=dict)
+    retired: dict[str, Channel] = field(default_factory=dict)  # rebuilt from stored snapshots
     created: int = field(default_factory=lambda: int(time.time()))
 
-    def add(self, provider: VideoProvider, models: tuple[ModelCaps, ...], image_transport: str) -> None:
-        self.providers[provider.name] = provider
-        self.image_transport[provider.name] = image_transport
-        for caps in models:
-            self.models.setdefault(caps.name, caps)
+    def add(self, channel: Channel) -> None:
+        self.channels[channel.name] = channel
+        for name, caps in channel.models.items():
+            self.models.setdefault(name, caps)
+            self.serving.setdefault(name, []).append(channel)
 
     def alias(self, alias: str, target: str) -> None:
         if alias not in self.models and target in self.models:
@@ -52,62 +103,98 @@ class ProviderRegistry:
         """Every model name a client may send: models, then aliases."""
         return sorted(self.models) + sorted(a for a in self.aliases if a not in self.models)
 
+    def target(self, name: str) -> str | None:
+        return name if name in self.models else self.aliases.get(name)
+
     def resolve(self, name: str) -> Route | None:
-        target = name if name in self.models else self.aliases.get(name)
+        target = self.target(name)
         if target is None:
             return None
-        caps = self.models[target]
-        provider = self.providers[caps.provider]
-        return Route(name, caps, provider, self.image_transport.get(caps.provider, "either"))
+        channels = tuple(c for c in self.serving.get(target, []) if c.enabled)
+        if not channels:
+            return None
+        return Route(name, self.models[target], channels)
+
+    def by_fingerprint(self, fp: str | None) -> Channel | None:
+        if fp is None:
+            return None
+        for ch in self.channels.values():
+            if ch.fingerprint == fp:
+                return ch
+        return self.retired.get(fp)
 
     def get(self, provider_name: str) -> VideoProvider | None:
-        return self.providers.get(provider_name)
+        """The first live channel of a vendor (rows from before channels existed)."""
+        for ch in self.channels.values():
+            if ch.vendor == provider_name:
+                return ch.provider
+        return None
+
+    @property
+    def providers(self) -> dict[str, VideoProvider]:
+        return {name: ch.provider for name, ch in self.channels.items()}
 
 
-# (settings prefix, module, class, credential fields → constructor kwargs)
-_VENDORS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
-    ("openai", "app.providers.openai_compat", "OpenAICompatProvider", {"openai_api_key": "api_key"}),
-    ("dashscope", "app.providers.wanxiang", "WanxiangProvider", {"dashscope_api_key": "api_key"}),
-    (
-        "kling",
-        "app.providers.kling",
-        "KlingProvider",
-        {"kling_access_key": "access_key", "kling_secret_key": "secret_key"},
-    ),
-    (
-        "jimeng",
-        "app.providers.jimeng",
-        "JimengProvider",
-        {"jimeng_access_key": "access_key", "jimeng_secret_key": "secret_key"},
-    ),
-    ("vidu", "app.providers.vidu", "ViduProvider", {"vidu_api_key": "api_key"}),
-)
-
-
-def build_registry(settings: Settings, client: httpx.AsyncClient) -> ProviderRegistry:
-    registry = ProviderRegistry()
-    for prefix, module_name, class_name, creds in _VENDORS:
-        values = {field_name: getattr(settings, field_name) for field_name in creds}
-        if not all(v is not None and v.get_secret_value() for v in values.values()):
-            continue
-        module = importlib.import_module(module_name)
-        kwargs: dict[str, Any] = {creds[k]: v.get_secret_value() for k, v in values.items()}
-        kwargs["base_url"] = getattr(settings, f"{prefix}_base_url").rstrip("/")
-        if prefix == "openai" and settings.openai_model_list:
-            kwargs["models"] = tuple(settings.openai_model_list)
-        provider = getattr(module, class_name)(client, **kwargs)
-        models = getattr(provider, "models", None) or module.MODELS
-        registry.add(provider, tuple(models), getattr(module, "IMAGE_TRANSPORT", "either"))
-        log.info("provider enabled: %s (%d models)", provider.name, len(models))
-    if settings.sandbox_enabled:
-        sandbox = SandboxProvider(
+def build_channel(cfg: ChannelConfig, settings: Settings, client: httpx.AsyncClient) -> Channel:
+    if cfg.vendor == "sandbox":
+        provider: Any = SandboxProvider(
             work_dir=Path(settings.storage_dir) / "sandbox",
             latency_ms=settings.sandbox_latency_ms,
             progress_steps=settings.sandbox_progress_steps,
             fps=settings.sandbox_fps,
         )
-        registry.add(sandbox, SANDBOX_MODELS, "bytes")
-        # SDK defaults (`sora-2`) work out of the box, unless a real upstream serves them
+        declared: tuple[ModelCaps, ...] = SANDBOX_MODELS
+        transport = "bytes"
+    else:
+        module_name, class_name = VENDOR_CLASSES[cfg.vendor]
+        module = importlib.import_module(module_name)
+        kwargs: dict[str, Any] = dict(cfg.credentials)
+        if cfg.base_url:
+            kwargs["base_url"] = cfg.base_url.rstrip("/")
+        if cfg.vendor == "openai_compat" and cfg.models:
+            kwargs["models"] = tuple(cfg.models)
+        provider = getattr(module, class_name)(client, **kwargs)
+        declared = tuple(getattr(provider, "models", None) or module.MODELS)
+        transport = getattr(module, "IMAGE_TRANSPORT", "either")
+    caps = {c.name: c for c in declared}
+    if cfg.models is not None:
+        unknown = [m for m in cfg.models if m not in caps]
+        if unknown:
+            raise ValueError(f"channel {cfg.name!r}: {cfg.vendor} has no model(s) {', '.join(unknown)}")
+        caps = {m: caps[m] for m in cfg.models}
+    return Channel(
+        name=cfg.name,
+        vendor=cfg.vendor,
+        provider=provider,
+        models=caps,
+        image_transport=transport,
+        fingerprint=fingerprint(cfg.vendor, cfg.base_url, cfg.credentials),
+        base_url=cfg.base_url,
+        priority=cfg.priority,
+        weight=cfg.weight,
+        enabled=cfg.enabled,
+        credentials=dict(cfg.credentials),
+    )
+
+
+def build_registry(
+    settings: Settings, client: httpx.AsyncClient, *, config: GatewayConfig | None = None
+) -> ProviderRegistry:
+    config = config or effective_config(settings)
+    registry = ProviderRegistry(prices=dict(config.prices))
+    for cfg in config.channels:
+        registry.add(build_channel(cfg, settings, client))
+        log.info("channel %s (%s) enabled", cfg.name, cfg.vendor)
+    sandbox_on = config.sandbox if config.sandbox is not None else settings.sandbox_enabled
+    if sandbox_on and "sandbox" not in registry.channels:
+        registry.add(build_channel(ChannelConfig(name="sandbox", vendor="sandbox"), settings, client))
+    for alias, target in config.aliases.items():
+        if target not in registry.models:
+            raise ValueError(f"alias {alias!r} points at {target!r}, which no channel serves")
+        registry.aliases[alias] = target
+    if "sandbox" in registry.models:
+        # SDK defaults (`sora-2`) work out of the box, unless a real upstream or an alias serves them
         for alias in settings.sandbox_alias_list:
-            registry.alias(alias, "sandbox")
+            if alias not in registry.aliases:
+                registry.alias(alias, "sandbox")
     return registry

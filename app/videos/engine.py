@@ -16,15 +16,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from app.channels import service as channels
 from app.context import Gateway
 from app.db import now
 from app.media import render
 from app.providers import base as pb
 from app.storage import StorageError
+from app.usage import service as usage
 from app.videos import repository as repo
-from app.videos import service
+from app.videos import service, submission
 from app.videos.links import VARIANT_FILES
 from app.videos.models import Video
+from app.webhooks.service import enqueue_video_event
 
 log = logging.getLogger("vidgate.engine")
 
@@ -137,12 +140,14 @@ class TaskEngine:
         if now() - (row.created_ns / 1e9) > self.settings.task_timeout_s:
             await self._fail(row, "timeout", "The task did not finish in time.")
             return
-        provider = self.gw.registry.get(row.provider)
+        if row.vendor_task_id is None:
+            await self._submit(row)
+            return
+        # polled with the exact channel (and credential) that created it, even if it left the config
+        channel = await channels.channel_by_fingerprint(self.gw, row.channel_fp)
+        provider = channel.provider if channel is not None else self.gw.registry.get(row.provider)
         if provider is None:
             await self._fail(row, "provider_unavailable", f"Provider '{row.provider}' is no longer configured.")
-            return
-        if row.vendor_task_id is None:
-            await self._submit(row, provider)
             return
         task = pb.VendorTask(row.provider, row.vendor_task_id, dict(row.vendor_meta or {}))
         try:
@@ -174,17 +179,43 @@ class TaskEngine:
                 )
                 await s.commit()
 
-    async def _submit(self, row: Video, provider: pb.VideoProvider) -> None:
-        attempts = int((row.params or {}).get("submit_attempts", 0)) + 1
+    async def _recover(self, row: Video) -> bool:
+        """The submit that a crash interrupted may have reached its channel: look before submitting again."""
+        channel = await channels.channel_by_fingerprint(self.gw, row.channel_fp)
+        recover = getattr(channel.provider, "recover", None) if channel is not None else None
+        if channel is None or recover is None:
+            return False
+        req = await submission.build_request(self.gw, row)
         try:
-            req = await service.build_request(self.gw, row)
-            # the first submit may have reached the vendor before a crash: look before submitting twice
-            recover = getattr(provider, "recover", None)
-            found = await recover(req) if recover is not None else None
-            vtask = found if found is not None else await provider.submit(req)
-        except (pb.Unavailable, pb.RateLimited) as exc:
-            if attempts >= MAX_SUBMIT_ATTEMPTS:
-                await self._fail(row, "upstream_unavailable", f"The provider could not accept the task: {exc.message}")
+            found = await recover(req)
+        except pb.ProviderError as exc:
+            log.info("task %s: could not look it up on %s (%r)", row.id, channel.name, exc)
+            return False
+        finally:
+            if req.source_video is not None:
+                await self.gw.storage.release(req.source_video)
+        if found is None:
+            return False
+        log.info("task %s: found at %s after a restart; not submitting it again", row.id, channel.name)
+        await submission.record_submitted(self.gw, row, channel, found)
+        return True
+
+    async def _submit(self, row: Video) -> None:
+        attempts = int((row.params or {}).get("submit_attempts", 0)) + 1
+        if await self._recover(row):
+            return
+        route = self.gw.registry.resolve(row.model) or self.gw.registry.resolve(row.vendor_model)
+        if route is None:
+            await self._fail(row, "model_unavailable", f"No channel serves the model '{row.model}' any more.")
+            return
+        try:
+            channel, vtask = await submission.submit_with_failover(self.gw, row, route)
+        except submission.AllChannelsFailed as exc:
+            if attempts >= MAX_SUBMIT_ATTEMPTS or not exc.retryable:
+                err = exc.error()
+                await self._fail(
+                    row, err.code or "upstream_unavailable", f"No channel accepted the task: {err.message}"
+                )
                 return
             params = {**(row.params or {}), "submit_attempts": attempts}
             async with self.gw.sessionmaker() as s:
@@ -197,17 +228,7 @@ class TaskEngine:
             err = service.provider_error(exc)
             await self._fail(row, err.code or "vendor_rejected", err.message)
             return
-        async with self.gw.sessionmaker() as s:
-            await repo.update_active(
-                s,
-                row.id,
-                vendor_task_id=vtask.vendor_task_id,
-                vendor_meta=vtask.meta,
-                submitted_at=now(),
-                next_poll_at=now() + self.settings.poll_interval_ms / 1000,
-                claimed_until=None,
-            )
-            await s.commit()
+        await submission.record_submitted(self.gw, row, channel, vtask)
 
     async def _complete(
         self, row: Video, provider: pb.VideoProvider, task: pb.VendorTask, snap: pb.TaskSnapshot
@@ -253,12 +274,18 @@ class TaskEngine:
             "next_poll_at": None,
             "claimed_until": None,
         }
+        produced = float(values["seconds"]) - float((row.params or {}).get("source_seconds") or 0)
+        charge = usage.cost(self.gw.registry.prices, [row.model, row.vendor_model], info.width, info.height, produced)
         async with self.gw.sessionmaker() as s:
             done = await repo.update_active(s, row.id, **values)
+            if done:  # in the same transaction as the transition: charged and announced exactly once
+                await usage.settle(s, row, charged=charge)
+                await enqueue_video_event(s, row, status=pb.VideoStatus.completed.value)
             await s.commit()
+        self.gw.wake_webhooks()
         if not done:
             log.info("task %s was finished elsewhere; dropping this copy", row.id)
-        await service.discard_inputs(self.gw, row.id)
+        await submission.discard_inputs(self.gw, row.id)
 
     async def _derive(self, row: Video, provider: pb.VideoProvider, task: pb.VendorTask, work: dict[str, Path]) -> None:
         """Thumbnail and spritesheet: the vendor's own when it serves them, else made from the video."""
@@ -276,18 +303,22 @@ class TaskEngine:
 
     async def _fail(self, row: Video, code: str, message: str) -> None:
         async with self.gw.sessionmaker() as s:
-            await repo.update_active(
+            done = await repo.update_active(
                 s,
                 row.id,
                 status=pb.VideoStatus.failed.value,
-                error_code=code,
+                error_code=code[:200],
                 error_message=message,
                 completed_at=int(now()),
                 next_poll_at=None,
                 claimed_until=None,
             )
+            if done:  # refunded and announced in the same transaction as the transition, exactly once
+                await usage.settle(s, row, charged=0.0)
+                await enqueue_video_event(s, row, status=pb.VideoStatus.failed.value)
             await s.commit()
-        await service.discard_inputs(self.gw, row.id)
+        self.gw.wake_webhooks()
+        await submission.discard_inputs(self.gw, row.id)
 
     async def _poll_error(self, row: Video, exc: pb.ProviderError) -> None:
         errors = row.poll_errors + 1

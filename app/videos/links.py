@@ -36,6 +36,10 @@ class LinkSigner:
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
 
+    @property
+    def secret(self) -> bytes:
+        return self._secret
+
     def signature(self, kind: str, ident: str, variant: str, expires: int) -> str:
         msg = f"{kind}\n{ident}\n{variant}\n{expires}".encode()
         return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()[:40]

@@ -15,6 +15,7 @@ class Video(Base):
     __table_args__ = (
         Index("ix_videos_owner_order", "owner", "created_ns", "id"),
         Index("ix_videos_queue", "status", "next_poll_at"),
+        Index("ix_videos_usage", "created_at", "api_key_id"),
     )
 
     id: Mapped[str] = mapped_column(String(80), primary_key=True)
@@ -24,6 +25,8 @@ class Video(Base):
     model: Mapped[str] = mapped_column(String(200))  # what the client asked for (echoed)
     provider: Mapped[str] = mapped_column(String(40))
     vendor_model: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    channel_fp: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the exact credential used
     status: Mapped[str] = mapped_column(String(16))
     progress: Mapped[int] = mapped_column(Integer, default=0)
     prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -48,6 +51,11 @@ class Video(Base):
     claimed_until: Mapped[float | None] = mapped_column(Float, nullable=True)
     poll_count: Mapped[int] = mapped_column(Integer, default=0)
     poll_errors: Mapped[int] = mapped_column(Integer, default=0)
+    # accounting: reserved at submit, then charged (reconciled to what was produced) or refunded, once
+    reserved_credits: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    charged_credits: Mapped[float | None] = mapped_column(Float, nullable=True)
+    settlement: Mapped[str | None] = mapped_column(String(16), nullable=True)  # charged | refunded
+    settled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     # assets
     assets: Mapped[dict[str, Any]] = mapped_column(default=dict)  # variant -> {key, bytes, type}
     assets_purged_at: Mapped[float | None] = mapped_column(Float, nullable=True)

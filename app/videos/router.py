@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app import errors
 from app.deps import ApiKeyDep, GatewayDep, SessionDep
-from app.videos import schemas, service
+from app.videos import schemas, service, submission
 from app.videos.models import Video
 from app.videos.parsing import parse_body
 
@@ -39,7 +39,7 @@ async def _body(gw: Any, request: Request) -> Any:
 @router.post("/videos", summary="Create a video")
 async def create_video(request: Request, gw: GatewayDep, session: SessionDep, key: ApiKeyDep) -> JSONResponse:
     draft = await service.draft_create(gw, session, key, await _body(gw, request))
-    row = await service.submit_draft(gw, draft)
+    row = await submission.submit_draft(gw, key, draft)
     return _with_poll_header(gw, request, row)
 
 
@@ -73,13 +73,13 @@ async def list_videos(
 @router.post("/videos/edits", summary="Edit a video")
 async def edit_video(request: Request, gw: GatewayDep, session: SessionDep, key: ApiKeyDep) -> JSONResponse:
     draft = await service.draft_edit(gw, session, key, await _body(gw, request))
-    return _with_poll_header(gw, request, await service.submit_draft(gw, draft))
+    return _with_poll_header(gw, request, await submission.submit_draft(gw, key, draft))
 
 
 @router.post("/videos/extensions", summary="Extend a video")
 async def extend_video(request: Request, gw: GatewayDep, session: SessionDep, key: ApiKeyDep) -> JSONResponse:
     draft = await service.draft_extend(gw, session, key, await _body(gw, request))
-    return _with_poll_header(gw, request, await service.submit_draft(gw, draft))
+    return _with_poll_header(gw, request, await submission.submit_draft(gw, key, draft))
 
 
 @router.post("/videos/characters", summary="Create a character")
@@ -125,4 +125,4 @@ async def remix_video(
     video_id: str, request: Request, gw: GatewayDep, session: SessionDep, key: ApiKeyDep
 ) -> JSONResponse:
     draft = await service.draft_remix(gw, session, key, video_id, await _body(gw, request))
-    return _with_poll_header(gw, request, await service.submit_draft(gw, draft))
+    return _with_poll_header(gw, request, await submission.submit_draft(gw, key, draft))

@@ -23,6 +23,7 @@ from app.media import render
 from app.providers import base as pb
 from app.providers.capabilities import CapabilityError, ModelCaps, parse_seconds, parse_size
 from app.providers.registry import Route
+from app.usage import service as usage
 from app.videos import repository as repo
 from app.videos.inputs import (
     CommonFields,
@@ -37,7 +38,6 @@ from app.videos.parsing import ParsedBody, Upload
 log = logging.getLogger("vidgate.videos")
 
 DEFAULT_MODEL = "sora-2"
-SUBMIT_GRACE_S = 30.0  # an unsubmitted row older than this is (re)submitted by the engine
 IMAGE_EXT = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 
@@ -127,6 +127,17 @@ class Draft:
     image: ImageRef | None = None
     last_frame: ImageRef | None = None
     source_upload: Upload | None = None
+    route: Route | None = None
+
+
+def _priced(gw: Gateway, route: Route, draft: Draft, *, seconds: int) -> Draft:
+    """Attach the route and the credits to reserve for the seconds this task will produce."""
+    row = draft.video
+    w, h = (int(x) for x in row.size.split("x"))
+    names = [route.requested, route.caps.name]
+    row.reserved_credits = usage.cost(gw.registry.prices, names, w, h, seconds)
+    draft.route = route
+    return draft
 
 
 async def _images(gw: Gateway, route: Route, f: CommonFields, draft: Draft) -> None:
@@ -209,7 +220,7 @@ async def draft_create(gw: Gateway, session: AsyncSession, key: ApiKey, body: Pa
     draft = Draft(row)
     await _images(gw, route, f, draft)
     row.params = {"metadata": f.metadata, "characters": await _characters(session, key, f.characters)}
-    return draft
+    return _priced(gw, route, draft, seconds=s)
 
 
 async def _source_video(session: AsyncSession, key: ApiKey, video_id: str, *, op: str, param: str) -> Video:
@@ -242,7 +253,7 @@ async def draft_remix(gw: Gateway, session: AsyncSession, key: ApiKey, video_id:
     row.remixed_from_video_id = src.id
     row.source_video_id = src.id
     row.params = {"metadata": f.metadata, "characters": []}
-    return Draft(row)
+    return _priced(gw, route, Draft(row), seconds=int(row.seconds))
 
 
 async def _edit_like(
@@ -286,7 +297,7 @@ async def draft_edit(gw: Gateway, session: AsyncSession, key: ApiKey, body: Pars
     f, route, draft, *_ = await _edit_like(gw, session, key, body, op="edit")
     _require(route, "edits", route.caps.edit)
     draft.video.params = {"metadata": f.metadata, "characters": []}
-    return draft
+    return _priced(gw, route, draft, seconds=int(draft.video.seconds))
 
 
 async def draft_extend(gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody) -> Draft:
@@ -314,142 +325,7 @@ async def draft_extend(gw: Gateway, session: AsyncSession, key: ApiKey, body: Pa
         "segment_seconds": segment,
         "source_seconds": src_secs,
     }
-    return draft
-
-
-async def _store_inputs(gw: Gateway, draft: Draft) -> None:
-    row = draft.video
-    for name, img in (("first", draft.image), ("last", draft.last_frame)):
-        if img is None:
-            continue
-        entry: dict[str, Any] = {"url": img.url, "mime": img.mime}
-        if img.data is not None:
-            key = f"inputs/{row.id}/{name}.{IMAGE_EXT.get(img.mime or '', 'bin')}"
-            await gw.storage.write_bytes(key, img.data)
-            entry["key"] = key
-        row.params = {**row.params, f"image_{name}": entry}
-
-
-async def _store_source_upload(gw: Gateway, draft: Draft) -> None:
-    if draft.source_upload is None:
-        return
-    data = await draft.source_upload.read(gw.settings.max_video_upload_bytes, param="video")
-    key = f"inputs/{draft.video.id}/source.mp4"
-    await gw.storage.write_bytes(key, data)
-    draft.video.params = {**draft.video.params, "source_key": key}
-
-
-async def discard_inputs(gw: Gateway, video_id: str) -> None:
-    await gw.storage.delete_prefix(f"inputs/{video_id}")
-
-
-def input_url(gw: Gateway, video_id: str, name: str, *, base: str | None) -> str | None:
-    root = gw.base_url(base)
-    if root is None:
-        return None
-    expires = int(now()) + gw.settings.url_ttl_seconds * 24
-    sig = gw.signer.signature("input", video_id, name, expires)
-    return f"{root}/files/inputs/{video_id}/{name}?expires={expires}&signature={sig}"
-
-
-async def build_request(gw: Gateway, row: Video) -> pb.GenerationRequest:
-    """The provider-neutral request for a stored row (used at create time and by the engine's retries)."""
-    params = row.params or {}
-
-    async def image(name: str) -> pb.ImageInput | None:
-        entry = params.get(f"image_{name}")
-        if not entry:
-            return None
-        data = await gw.storage.read_bytes(entry["key"]) if entry.get("key") else None
-        url = entry.get("url")
-        if url is None and entry.get("key"):
-            url = input_url(gw, row.id, name, base=None)
-        return pb.ImageInput(data=data, mime=entry.get("mime"), url=url)
-
-    source: pb.VendorTask | None = None
-    source_path = None
-    source_seconds = params.get("source_seconds")
-    if row.source_video_id:
-        async with gw.sessionmaker() as s:
-            src = await repo.get(s, row.source_video_id)
-        if src is not None:
-            if src.provider == row.provider and src.vendor_task_id:
-                source = pb.VendorTask(src.provider, src.vendor_task_id, dict(src.vendor_meta or {}))
-            video_key = (src.assets or {}).get("video", {}).get("key")
-            if video_key and await gw.storage.exists(video_key):
-                source_path = await gw.storage.materialize(video_key)
-            source_seconds = source_seconds or int(src.seconds)
-    elif params.get("source_key"):
-        source_path = await gw.storage.materialize(params["source_key"])
-    w, h = (int(x) for x in row.size.split("x"))
-    seconds = int(params.get("segment_seconds") or row.seconds)
-    return pb.GenerationRequest(
-        task_id=row.id,
-        model=row.vendor_model,
-        prompt=row.prompt or "",
-        width=w,
-        height=h,
-        seconds=seconds,
-        operation=row.operation,  # type: ignore[arg-type]
-        image=await image("first"),
-        last_frame=await image("last"),
-        extras=dict(params.get("metadata") or {}),
-        characters=tuple(params.get("characters") or ()),
-        source=source,
-        source_video=source_path,
-        source_seconds=source_seconds,
-    )
-
-
-async def submit_draft(gw: Gateway, draft: Draft) -> Video:
-    """Store, submit, store the vendor id. Logical rejections leave nothing stored."""
-    row = draft.video
-    await _store_inputs(gw, draft)
-    await _store_source_upload(gw, draft)
-    row.next_poll_at = now() + SUBMIT_GRACE_S
-    async with gw.sessionmaker() as s:
-        s.add(row)
-        await s.commit()
-    provider = gw.registry.get(row.provider)
-    assert provider is not None
-    req: pb.GenerationRequest | None = None
-    try:
-        req = await build_request(gw, row)
-        task = await provider.submit(req)
-    except pb.Unavailable as exc:
-        # the vendor may come back: the engine retries the submit with backoff, the client gets its id
-        log.warning("submit of %s to %s failed, will retry: %s", row.id, row.provider, exc.message)
-        async with gw.sessionmaker() as s:
-            await repo.update_active(s, row.id, next_poll_at=now() + gw.settings.poll_interval_ms / 1000)
-            await s.commit()
-        gw.wake_engine()
-        return row
-    except pb.ProviderError as exc:
-        async with gw.sessionmaker() as s:
-            await repo.delete_row(s, row.id)
-            await s.commit()
-        await discard_inputs(gw, row.id)
-        raise provider_error(exc) from None
-    finally:
-        # unexpected errors leave the row for the engine, which retries the submission
-        if req is not None and req.source_video is not None:
-            await gw.storage.release(req.source_video)
-    first_poll = now() + gw.settings.poll_interval_ms / 1000
-    async with gw.sessionmaker() as s:
-        await repo.update_active(
-            s,
-            row.id,
-            vendor_task_id=task.vendor_task_id,
-            vendor_meta=task.meta,
-            submitted_at=now(),
-            next_poll_at=first_poll,
-        )
-        await s.commit()
-    row.vendor_task_id = task.vendor_task_id
-    row.vendor_meta = task.meta
-    row.next_poll_at = first_poll
-    gw.wake_engine()
-    return row
+    return _priced(gw, route, draft, seconds=segment)
 
 
 # -- reads -------------------------------------------------------------------------------------------
@@ -495,7 +371,7 @@ async def delete_video(gw: Gateway, session: AsyncSession, key: ApiKey, video_id
     row.assets = {}
     await session.flush()
     await gw.storage.delete_prefix(f"videos/{row.id}")
-    await discard_inputs(gw, row.id)
+    await gw.storage.delete_prefix(f"inputs/{row.id}")
 
 
 async def asset(gw: Gateway, row: Video, variant: str) -> tuple[str, str, str]:

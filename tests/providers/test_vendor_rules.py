@@ -147,7 +147,7 @@ class TestSignedInputUrls:
     async def test_uploaded_image_reaches_a_url_only_vendor_as_a_signed_link(self, wan) -> None:
         app, c, auth, state = wan
         gw = app.state.gateway
-        gw.registry.image_transport["wanxiang"] = "url"  # as a vendor that only fetches URLs
+        gw.registry.channels["wanxiang"].image_transport = "url"  # as a vendor that only fetches URLs
         ref = solid_image((10, 10, 240), size=(640, 360))
         files = {"input_reference": ("ref.jpg", ref, "image/jpeg")}
         data = {"prompt": "x", "model": "wan2.5-i2v-preview"}

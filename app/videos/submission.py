@@ -1,0 +1,260 @@
+"""Submission: store the task (reserving credits and a concurrency slot), then hand it to a channel,
+failing over to the next channel when one fails for a technical reason.
+
+Creation spans vendor calls, so, like the engine, it commits in short steps of its own: the task row
+is stored before any vendor is asked (a crash in between is recovered by the engine), the channel
+about to be tried is recorded before each attempt (so a crash can be reconciled with that vendor),
+and the vendor's id is stored right after.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+
+from app import errors
+from app.channels import service as channels
+from app.context import Gateway
+from app.db import now
+from app.keys.models import ApiKey
+from app.providers import base as pb
+from app.providers.registry import Channel, Route
+from app.usage import service as usage
+from app.videos import repository as repo
+from app.videos.models import Video
+from app.videos.service import IMAGE_EXT, Draft, provider_error
+
+log = logging.getLogger("vidgate.videos")
+
+SUBMIT_GRACE_S = 30.0  # an unsubmitted row older than this is (re)submitted by the engine
+TECHNICAL = (pb.Unavailable, pb.RateLimited, pb.AuthFailed)
+
+
+@dataclass
+class AllChannelsFailed(Exception):
+    failures: list[tuple[Channel, pb.ProviderError]] = field(default_factory=list)
+
+    @property
+    def retryable(self) -> bool:
+        """Worth trying again later: some channel was merely unavailable (not refusing or throttling us)."""
+        return any(isinstance(e, pb.Unavailable) for _, e in self.failures)
+
+    def error(self) -> errors.GatewayError:
+        limited = [e for _, e in self.failures if isinstance(e, pb.RateLimited)]
+        if limited:
+            return provider_error(min(limited, key=lambda e: e.retry_after or 0))
+        if self.failures:
+            return provider_error(self.failures[-1][1])
+        return errors.UpstreamUnavailable("No channel can serve this model right now.", code="no_channel")
+
+
+async def _store_inputs(gw: Gateway, draft: Draft) -> None:
+    row = draft.video
+    for name, img in (("first", draft.image), ("last", draft.last_frame)):
+        if img is None:
+            continue
+        entry: dict[str, Any] = {"url": img.url, "mime": img.mime}
+        if img.data is not None:
+            key = f"inputs/{row.id}/{name}.{IMAGE_EXT.get(img.mime or '', 'bin')}"
+            await gw.storage.write_bytes(key, img.data)
+            entry["key"] = key
+        row.params = {**row.params, f"image_{name}": entry}
+
+
+async def _store_source_upload(gw: Gateway, draft: Draft) -> None:
+    if draft.source_upload is None:
+        return
+    data = await draft.source_upload.read(gw.settings.max_video_upload_bytes, param="video")
+    key = f"inputs/{draft.video.id}/source.mp4"
+    await gw.storage.write_bytes(key, data)
+    draft.video.params = {**draft.video.params, "source_key": key}
+
+
+async def discard_inputs(gw: Gateway, video_id: str) -> None:
+    await gw.storage.delete_prefix(f"inputs/{video_id}")
+
+
+def input_url(gw: Gateway, video_id: str, name: str, *, base: str | None) -> str | None:
+    root = gw.base_url(base)
+    if root is None:
+        return None
+    expires = int(now()) + gw.settings.url_ttl_seconds * 24
+    sig = gw.signer.signature("input", video_id, name, expires)
+    return f"{root}/files/inputs/{video_id}/{name}?expires={expires}&signature={sig}"
+
+
+async def build_request(gw: Gateway, row: Video) -> pb.GenerationRequest:
+    """The provider-neutral request for a stored row (used at create time and by the engine's retries)."""
+    params = row.params or {}
+
+    async def image(name: str) -> pb.ImageInput | None:
+        entry = params.get(f"image_{name}")
+        if not entry:
+            return None
+        data = await gw.storage.read_bytes(entry["key"]) if entry.get("key") else None
+        url = entry.get("url")
+        if url is None and entry.get("key"):
+            url = input_url(gw, row.id, name, base=None)
+        return pb.ImageInput(data=data, mime=entry.get("mime"), url=url)
+
+    source: pb.VendorTask | None = None
+    source_path = None
+    source_seconds = params.get("source_seconds")
+    if row.source_video_id:
+        async with gw.sessionmaker() as s:
+            src = await repo.get(s, row.source_video_id)
+        if src is not None:
+            if src.provider == row.provider and src.vendor_task_id:
+                source = pb.VendorTask(src.provider, src.vendor_task_id, dict(src.vendor_meta or {}))
+            video_key = (src.assets or {}).get("video", {}).get("key")
+            if video_key and await gw.storage.exists(video_key):
+                source_path = await gw.storage.materialize(video_key)
+            source_seconds = source_seconds or int(src.seconds)
+    elif params.get("source_key"):
+        source_path = await gw.storage.materialize(params["source_key"])
+    w, h = (int(x) for x in row.size.split("x"))
+    seconds = int(params.get("segment_seconds") or row.seconds)
+    return pb.GenerationRequest(
+        task_id=row.id,
+        model=row.vendor_model,
+        prompt=row.prompt or "",
+        width=w,
+        height=h,
+        seconds=seconds,
+        operation=row.operation,  # type: ignore[arg-type]
+        image=await image("first"),
+        last_frame=await image("last"),
+        extras=dict(params.get("metadata") or {}),
+        characters=tuple(params.get("characters") or ()),
+        source=source,
+        source_video=source_path,
+        source_seconds=source_seconds,
+    )
+
+
+async def _active_tasks(session: Any, key_id: str) -> int:
+    q = (
+        select(func.count())
+        .select_from(Video)
+        .where(Video.api_key_id == key_id, Video.status.in_(repo.ACTIVE), Video.deleted_at.is_(None))
+    )
+    return int((await session.execute(q)).scalar_one())
+
+
+async def _store_row(gw: Gateway, key: ApiKey, draft: Draft) -> None:
+    """Reserve credits and a concurrency slot and store the row, in one transaction."""
+    row = draft.video
+    async with gw.sessionmaker() as s:
+        # the key row is updated first: that serialises this key's creates on PostgreSQL (row lock)
+        # and on SQLite (write lock), so the quota and the concurrency count below are exact
+        if not await usage.reserve(s, key.id, row.reserved_credits):
+            raise errors.InsufficientQuota(
+                "You exceeded your current quota: this request needs "
+                f"{row.reserved_credits:g} credits. Ask the operator to raise the key's quota."
+            )
+        if key.max_concurrent is not None and await _active_tasks(s, key.id) >= key.max_concurrent:
+            raise errors.RateLimited(
+                f"This API key already has {key.max_concurrent} unfinished videos, its limit; "
+                "retry when one has finished.",
+                code="concurrency_limit_exceeded",
+                retry_after=5,
+            )
+        s.add(row)
+        await s.commit()
+
+
+async def _mark_attempt(gw: Gateway, row: Video, channel: Channel) -> None:
+    async with gw.sessionmaker() as s:
+        await repo.update_active(s, row.id, channel=channel.name, channel_fp=channel.fingerprint)
+        await s.commit()
+    row.channel, row.channel_fp = channel.name, channel.fingerprint
+
+
+async def candidates(gw: Gateway, route: Route) -> list[Channel]:
+    records = await channels.health(gw, route.channels)
+    return channels.order(route.channels, records, at=now(), rng=gw.rng)
+
+
+async def submit_with_failover(gw: Gateway, row: Video, route: Route) -> tuple[Channel, pb.VendorTask]:
+    """Try each candidate channel in turn. Logical rejections propagate at once (never retried elsewhere)."""
+    req = await build_request(gw, row)
+    failed = AllChannelsFailed()
+    try:
+        for channel in await candidates(gw, route):
+            await _mark_attempt(gw, row, channel)
+            try:
+                task = await channel.provider.submit(req)
+            except TECHNICAL as exc:
+                await channels.record_failure(gw, channel, f"{type(exc).__name__}: {exc.message}")
+                failed.failures.append((channel, exc))
+                continue
+            await channels.record_success(gw, channel)
+            return channel, task
+    finally:
+        if req.source_video is not None:
+            await gw.storage.release(req.source_video)
+    raise failed
+
+
+async def record_submitted(gw: Gateway, row: Video, channel: Channel, task: pb.VendorTask) -> None:
+    first_poll = now() + gw.settings.poll_interval_ms / 1000
+    values = {
+        "vendor_task_id": task.vendor_task_id,
+        "vendor_meta": task.meta,
+        "channel": channel.name,
+        "channel_fp": channel.fingerprint,
+        "provider": channel.vendor,
+        "submitted_at": now(),
+        "next_poll_at": first_poll,
+        "claimed_until": None,
+    }
+    async with gw.sessionmaker() as s:
+        await repo.update_active(s, row.id, **values)
+        await s.commit()
+    for k, v in values.items():
+        setattr(row, k, v)
+
+
+async def _drop(gw: Gateway, row: Video) -> None:
+    """Forget a task no vendor accepted: delete the row and give back its reservation, together."""
+    async with gw.sessionmaker() as s:
+        await repo.delete_row(s, row.id)
+        await usage.refund_unstored(s, row.api_key_id, row.reserved_credits)
+        await s.commit()
+    await discard_inputs(gw, row.id)
+
+
+async def submit_draft(gw: Gateway, key: ApiKey, draft: Draft) -> Video:
+    """Store, submit, store the vendor id. Logical rejections leave nothing stored and nothing charged."""
+    row = draft.video
+    assert draft.route is not None
+    await _store_inputs(gw, draft)
+    await _store_source_upload(gw, draft)
+    row.next_poll_at = now() + SUBMIT_GRACE_S
+    try:
+        await _store_row(gw, key, draft)
+    except errors.GatewayError:
+        await discard_inputs(gw, row.id)
+        raise
+    try:
+        channel, task = await submit_with_failover(gw, row, draft.route)
+    except AllChannelsFailed as exc:
+        if exc.retryable:
+            # a vendor may come back: the engine retries with backoff; the client has its id already
+            log.warning("submit of %s failed on every channel; the engine will retry", row.id)
+            async with gw.sessionmaker() as s:
+                await repo.update_active(s, row.id, next_poll_at=now() + gw.settings.poll_interval_ms / 1000)
+                await s.commit()
+            gw.wake_engine()
+            return row
+        await _drop(gw, row)
+        raise exc.error() from None
+    except pb.ProviderError as exc:
+        await _drop(gw, row)
+        raise provider_error(exc) from None
+    await record_submitted(gw, row, channel, task)
+    gw.wake_engine()
+    return row
