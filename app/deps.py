@@ -11,6 +11,7 @@ from app.context import Gateway
 from app.db import get_session
 from app.errors import AuthenticationFailed
 from app.keys import service as keys
+from app.keys.access import check_key, enforce_rate
 from app.keys.models import ApiKey
 
 
@@ -32,9 +33,17 @@ async def authenticate(request: Request, session: Annotated[AsyncSession, Depend
         shown = token[:6] + "*" * 4 + token[-4:] if len(token) > 12 else "****"
         raise AuthenticationFailed(f"Incorrect API key provided: {shown}.")
     request.state.api_key_prefix = key.prefix
+    check_key(request, key, get_gateway(request).settings)
+    return key
+
+
+async def rate_limited_key(request: Request, key: Annotated[ApiKey, Depends(authenticate)]) -> ApiKey:
+    """The key, for requests that start generations: the per-minute limit applies."""
+    await enforce_rate(get_gateway(request), key)
     return key
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 ApiKeyDep = Annotated[ApiKey, Depends(authenticate)]
+CreatorKeyDep = Annotated[ApiKey, Depends(rate_limited_key)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +28,10 @@ def display_prefix(secret: str) -> str:
     return secret[: len(KEY_PREFIX) + 6] if secret.startswith(KEY_PREFIX) else secret[:8]
 
 
+# the limits an operator may set on a key (None = unlimited / no restriction)
+LIMIT_FIELDS = ("models", "rpm_limit", "max_concurrent", "quota_credits", "expires_at", "ip_allowlist", "enabled")
+
+
 async def create_key(
     session: AsyncSession,
     *,
@@ -34,7 +39,11 @@ async def create_key(
     owner: str | None = None,
     models: list[str] | None = None,
     secret: str | None = None,
+    **limits: Any,
 ) -> tuple[ApiKey, str]:
+    unknown = set(limits) - set(LIMIT_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown key fields: {', '.join(sorted(unknown))}")
     secret = secret or generate_secret()
     key = ApiKey(
         id=new_id("key", 12),
@@ -44,10 +53,38 @@ async def create_key(
         prefix=display_prefix(secret),
         models=models or None,
         created_at=now(),
+        enabled=limits.pop("enabled", True),
+        used_credits=0.0,
+        **limits,
     )
     session.add(key)
     await session.flush()
     return key, secret
+
+
+async def get_key(session: AsyncSession, key_id: str) -> ApiKey | None:
+    return await session.get(ApiKey, key_id)
+
+
+async def update_key(session: AsyncSession, key: ApiKey, **changes: Any) -> ApiKey:
+    """Change limits (fields in LIMIT_FIELDS, plus name). `models=[]` means every model again."""
+    for field, value in changes.items():
+        if field not in (*LIMIT_FIELDS, "name"):
+            raise TypeError(f"unknown key field: {field}")
+        if field == "models":
+            value = value or None
+        setattr(key, field, value)
+    await session.flush()
+    return key
+
+
+async def rotate_key(session: AsyncSession, key: ApiKey) -> str:
+    """A new secret for the same key (same owner, limits and usage); the old secret stops working at once."""
+    secret = generate_secret()
+    key.key_hash = hash_secret(secret)
+    key.prefix = display_prefix(secret)
+    await session.flush()
+    return secret
 
 
 async def ensure_key(session: AsyncSession, *, secret: str, name: str) -> ApiKey:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from app import errors
-from app.deps import ApiKeyDep, GatewayDep, SessionDep
+from app.deps import ApiKeyDep, CreatorKeyDep, GatewayDep, SessionDep
 from app.videos import schemas, service, submission
 from app.videos.models import Video
 from app.videos.parsing import parse_body
@@ -37,7 +37,7 @@ async def _body(gw: Any, request: Request) -> Any:
 
 
 @router.post("/videos", summary="Create a video")
-async def create_video(request: Request, gw: GatewayDep, session: SessionDep, key: ApiKeyDep) -> JSONResponse:
+async def create_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
     draft = await service.draft_create(gw, session, key, await _body(gw, request))
     row = await submission.submit_draft(gw, key, draft)
     return _with_poll_header(gw, request, row)
@@ -71,19 +71,19 @@ async def list_videos(
 
 
 @router.post("/videos/edits", summary="Edit a video")
-async def edit_video(request: Request, gw: GatewayDep, session: SessionDep, key: ApiKeyDep) -> JSONResponse:
+async def edit_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
     draft = await service.draft_edit(gw, session, key, await _body(gw, request))
     return _with_poll_header(gw, request, await submission.submit_draft(gw, key, draft))
 
 
 @router.post("/videos/extensions", summary="Extend a video")
-async def extend_video(request: Request, gw: GatewayDep, session: SessionDep, key: ApiKeyDep) -> JSONResponse:
+async def extend_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
     draft = await service.draft_extend(gw, session, key, await _body(gw, request))
     return _with_poll_header(gw, request, await submission.submit_draft(gw, key, draft))
 
 
 @router.post("/videos/characters", summary="Create a character")
-async def create_character(request: Request, gw: GatewayDep, session: SessionDep, key: ApiKeyDep) -> dict[str, Any]:
+async def create_character(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> dict[str, Any]:
     char = await service.create_character(gw, session, key, await _body(gw, request))
     return schemas.character_object(char)
 
@@ -122,7 +122,7 @@ async def video_content(
 
 @router.post("/videos/{video_id}/remix", summary="Remix a video")
 async def remix_video(
-    video_id: str, request: Request, gw: GatewayDep, session: SessionDep, key: ApiKeyDep
+    video_id: str, request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep
 ) -> JSONResponse:
     draft = await service.draft_remix(gw, session, key, video_id, await _body(gw, request))
     return _with_poll_header(gw, request, await submission.submit_draft(gw, key, draft))
