@@ -168,7 +168,9 @@ def build_channel(cfg: ChannelConfig, settings: Settings, client: httpx.AsyncCli
         provider=provider,
         models=caps,
         image_transport=transport,
-        fingerprint=fingerprint(cfg.vendor, cfg.base_url, cfg.credentials),
+        # the sandbox has no credentials: its name tells its channels apart
+        fingerprint=fingerprint(cfg.vendor, cfg.base_url or (cfg.name if cfg.vendor == "sandbox" else None),
+                                cfg.credentials),
         base_url=cfg.base_url,
         priority=cfg.priority,
         weight=cfg.weight,

@@ -145,6 +145,11 @@ class TaskEngine:
             return
         # polled with the exact channel (and credential) that created it, even if it left the config
         channel = await channels.channel_by_fingerprint(self.gw, row.channel_fp)
+        if channel is None and row.channel_fp is not None:
+            # never poll with another credential: wait (the operator may restore it) until the task times out
+            log.error("task %s: the channel that created it (%s) is unknown here", row.id, row.channel)
+            await self._reschedule(row, delay=self.settings.poll_max_interval_ms / 1000, errors=row.poll_errors + 1)
+            return
         provider = channel.provider if channel is not None else self.gw.registry.get(row.provider)
         if provider is None:
             await self._fail(row, "provider_unavailable", f"Provider '{row.provider}' is no longer configured.")
