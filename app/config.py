@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     kling_access_key: SecretStr | None = None
     kling_secret_key: SecretStr | None = None
     kling_base_url: str = "https://api-singapore.klingai.com"
+    kling_webhook_secret: SecretStr | None = None  # verifies Kling's signed callbacks when set
     jimeng_access_key: SecretStr | None = None
     jimeng_secret_key: SecretStr | None = None
     jimeng_base_url: str = "https://visual.volcengineapi.com"

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.keys.limits import MemoryRateLimiter, RateLimiter
+from app.observability.metrics import Metrics
 from app.providers.registry import ProviderRegistry
 from app.storage import Storage
 from app.videos.links import LinkSigner
@@ -30,6 +31,7 @@ class Gateway:
     signer: LinkSigner
     http: httpx.AsyncClient
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
+    metrics: Metrics = field(default_factory=lambda: Metrics(process_collectors=False))
     rng: random.Random = field(default_factory=random.Random)
     engine: TaskEngine | None = field(default=None)
     webhooks: WebhookDispatcher | None = field(default=None)

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from app.callbacks.router import router as callbacks_router
 from app.channels import service as channels
 from app.config import Settings
 from app.context import Gateway
@@ -18,6 +19,7 @@ from app.keys import service as keys
 from app.keys.limits import build_rate_limiter
 from app.keys.router import router as models_router
 from app.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from app.observability import configure_logging, install_observability
 from app.providers.registry import build_registry
 from app.storage import LocalStorage, Storage
 from app.videos.engine import TaskEngine
@@ -75,10 +77,12 @@ def build_storage(settings: Settings) -> Storage:
 
 def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | None = None) -> FastAPI:
     settings = settings or Settings()
+    configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gw = await build_gateway(settings, http=http)
+        gw.metrics = app.state.metrics
         if settings.bootstrap_api_key is not None and settings.bootstrap_api_key.get_secret_value():
             async with gw.sessionmaker() as s:
                 await keys.ensure_key(s, secret=settings.bootstrap_api_key.get_secret_value(), name="bootstrap")
@@ -117,11 +121,10 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
     app.include_router(models_router)
     app.include_router(files_router)
     app.include_router(webhooks_router)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    app.include_router(callbacks_router)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
+    metrics = install_observability(app, settings)
+    app.state.metrics = metrics
     return app

@@ -169,8 +169,9 @@ def build_channel(cfg: ChannelConfig, settings: Settings, client: httpx.AsyncCli
         models=caps,
         image_transport=transport,
         # the sandbox has no credentials: its name tells its channels apart
-        fingerprint=fingerprint(cfg.vendor, cfg.base_url or (cfg.name if cfg.vendor == "sandbox" else None),
-                                cfg.credentials),
+        fingerprint=fingerprint(
+            cfg.vendor, cfg.base_url or (cfg.name if cfg.vendor == "sandbox" else None), cfg.credentials
+        ),
         base_url=cfg.base_url,
         priority=cfg.priority,
         weight=cfg.weight,

@@ -20,6 +20,7 @@ from app.channels import service as channels
 from app.context import Gateway
 from app.db import now
 from app.media import render
+from app.observability import bind
 from app.providers import base as pb
 from app.storage import StorageError
 from app.usage import service as usage
@@ -113,7 +114,9 @@ class TaskEngine:
                 s, limit=free, lease=self.settings.claim_lease_s, skip_locked=self.gw.is_postgres
             )
             await s.commit()
+        t = now()
         for row in rows:
+            self.gw.metrics.poll_lag(t - (row.next_poll_at or t))
             task = asyncio.create_task(self._guarded(row), name=f"task-{row.id}")
             self._inflight.add(task)
             task.add_done_callback(self._done)
@@ -130,6 +133,7 @@ class TaskEngine:
 
     # -- one task
     async def _guarded(self, row: Video) -> None:
+        bind(task_id=row.id, provider=row.provider)  # a task of its own: the context ends with it
         try:
             await self.process(row)
         except Exception:
@@ -168,6 +172,8 @@ class TaskEngine:
         elif snap.status == pb.VideoStatus.failed:
             await self._fail(row, snap.error_code or "generation_failed", snap.error_message or "Generation failed.")
         else:
+            if snap.status.value != row.status:
+                self.gw.metrics.task_transition(row.provider, snap.status.value)
             delay = self._interval(row.poll_count)
             if snap.poll_after is not None:
                 delay = min(snap.poll_after, self.settings.poll_max_interval_ms / 1000)
@@ -287,6 +293,8 @@ class TaskEngine:
                 await usage.settle(s, row, charged=charge)
                 await enqueue_video_event(s, row, status=pb.VideoStatus.completed.value)
             await s.commit()
+        if done:
+            self.gw.metrics.task_transition(row.provider, "completed")
         self.gw.wake_webhooks()
         if not done:
             log.info("task %s was finished elsewhere; dropping this copy", row.id)
@@ -322,10 +330,13 @@ class TaskEngine:
                 await usage.settle(s, row, charged=0.0)
                 await enqueue_video_event(s, row, status=pb.VideoStatus.failed.value)
             await s.commit()
+        if done:
+            self.gw.metrics.task_transition(row.provider, "failed")
         self.gw.wake_webhooks()
         await submission.discard_inputs(self.gw, row.id)
 
     async def _poll_error(self, row: Video, exc: pb.ProviderError) -> None:
+        self.gw.metrics.vendor_error(row.provider, exc.vendor_code or type(exc).__name__)
         errors = row.poll_errors + 1
         level = logging.ERROR if isinstance(exc, pb.AuthFailed) else logging.WARNING
         log.log(level, "task %s: poll failed (%d): %r", row.id, errors, exc)

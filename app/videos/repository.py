@@ -77,6 +77,8 @@ async def claim_due(session: AsyncSession, *, limit: int, lease: float, skip_loc
             update(Video)
             .where(Video.id.in_([r.id for r in rows]))
             .values(next_poll_at=t + lease, claimed_until=t + lease)
+            # keep the due times on the loaded rows: the engine measures how late each poll runs
+            .execution_options(synchronize_session=False)
         )
     return rows
 

@@ -9,6 +9,7 @@ and the vendor's id is stored right after.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from app import errors
+from app.callbacks.router import callback_url
 from app.channels import service as channels
 from app.context import Gateway
 from app.db import now
@@ -178,6 +180,14 @@ async def candidates(gw: Gateway, route: Route) -> list[Channel]:
     return channels.order(route.channels, records, at=now(), rng=gw.rng)
 
 
+def _with_callback(gw: Gateway, req: pb.GenerationRequest, channel: Channel) -> pb.GenerationRequest:
+    """Vendors that call back get vidgate's callback URL (unless the client set its own)."""
+    url = callback_url(gw, channel.vendor, req.task_id)
+    if url is None or req.extras.get("callback_url"):
+        return req
+    return dataclasses.replace(req, extras={**req.extras, "callback_url": url})
+
+
 async def submit_with_failover(gw: Gateway, row: Video, route: Route) -> tuple[Channel, pb.VendorTask]:
     """Try each candidate channel in turn. Logical rejections propagate at once (never retried elsewhere)."""
     req = await build_request(gw, row)
@@ -186,8 +196,9 @@ async def submit_with_failover(gw: Gateway, row: Video, route: Route) -> tuple[C
         for channel in await candidates(gw, route):
             await _mark_attempt(gw, row, channel)
             try:
-                task = await channel.provider.submit(req)
+                task = await channel.provider.submit(_with_callback(gw, req, channel))
             except TECHNICAL as exc:
+                gw.metrics.vendor_error(channel.vendor, exc.vendor_code or type(exc).__name__)
                 await channels.record_failure(gw, channel, f"{type(exc).__name__}: {exc.message}")
                 failed.failures.append((channel, exc))
                 continue
@@ -256,5 +267,6 @@ async def submit_draft(gw: Gateway, key: ApiKey, draft: Draft) -> Video:
         await _drop(gw, row)
         raise provider_error(exc) from None
     await record_submitted(gw, row, channel, task)
+    gw.metrics.task_transition(channel.vendor, "queued")
     gw.wake_engine()
     return row

@@ -249,6 +249,8 @@ class WebhookDispatcher:
         async with self.gw.sessionmaker() as s:
             await _finish(s, job.delivery_id, **values)
             await s.commit()
+        outcome = "delivered" if values.get("status") == DELIVERED else values.get("status") or "retrying"
+        self.gw.metrics.webhook_delivery("failed" if outcome == FAILED else str(outcome))
 
     async def _post(self, job: _Job) -> tuple[int | None, str | None]:
         """POST once; (status code, error text). The response body is never read."""
