@@ -37,7 +37,7 @@ _request_state: ContextVar[Mapping[str, Any] | None] = ContextVar("vidgate_reque
 _SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/\-]{6,}=*"), rf"\1 {REDACTED}"),
     (re.compile(r"\b(Token)\s+[A-Za-z0-9._~+/\-]{12,}=*"), rf"\1 {REDACTED}"),
-    (re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"), REDACTED),
+    (re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"), REDACTED),  # full keys; a 12-char display prefix stays
     (re.compile(r"\bwhsec_[A-Za-z0-9+/=_\-]+"), REDACTED),
     (
         re.compile(

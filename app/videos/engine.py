@@ -62,6 +62,7 @@ class TaskEngine:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._claimed: set[str] = set()  # rows this engine holds a lease on
         self._loop_task: asyncio.Task[None] | None = None
         self._last_janitor = 0.0
 
@@ -77,6 +78,7 @@ class TaskEngine:
         self._loop_task = asyncio.create_task(self._run(), name="vidgate-engine")
 
     async def stop(self, timeout: float = 10.0) -> None:
+        """Graceful: stop claiming, let work in flight finish for `timeout`, then release what is left."""
         self._stopping.set()
         self._wake.set()
         if self._loop_task is not None:
@@ -86,6 +88,15 @@ class TaskEngine:
             _, pending = await asyncio.wait(self._inflight, timeout=timeout)
             for t in pending:
                 t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        if self._claimed:
+            # hand unfinished claims back at once instead of letting their leases run out
+            async with self.gw.sessionmaker() as s:
+                released = await repo.release_claims(s, list(self._claimed))
+                await s.commit()
+            log.info("released %d claimed tasks on shutdown", released)
+            self._claimed.clear()
 
     def wake(self) -> None:
         self._wake.set()
@@ -115,8 +126,9 @@ class TaskEngine:
             )
             await s.commit()
         t = now()
-        for row in rows:
-            self.gw.metrics.poll_lag(t - (row.next_poll_at or t))
+        for row, due in rows:
+            self.gw.metrics.poll_lag(t - due)
+            self._claimed.add(row.id)
             task = asyncio.create_task(self._guarded(row), name=f"task-{row.id}")
             self._inflight.add(task)
             task.add_done_callback(self._done)
@@ -139,6 +151,8 @@ class TaskEngine:
         except Exception:
             log.exception("task %s: unexpected error", row.id)
             await self._reschedule(row, delay=self._backoff(row.poll_errors + 1), errors=row.poll_errors + 1)
+        # a cancelled task skips this line and keeps its claim listed, so stop() hands it back
+        self._claimed.discard(row.id)
 
     async def process(self, row: Video) -> None:
         if now() - (row.created_ns / 1e9) > self.settings.task_timeout_s:

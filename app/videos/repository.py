@@ -60,27 +60,38 @@ async def delete_row(session: AsyncSession, video_id: str) -> None:
     await session.execute(delete(Video).where(Video.id == video_id))
 
 
-async def claim_due(session: AsyncSession, *, limit: int, lease: float, skip_locked: bool) -> list[Video]:
-    """Claim due unfinished tasks. PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas never share one."""
+async def claim_due(
+    session: AsyncSession, *, limit: int, lease: float, skip_locked: bool
+) -> list[tuple[Video, float]]:
+    """Claim due unfinished tasks; returns each claimed row with the time it was due.
+
+    The claim is a compare-and-set (`… WHERE next_poll_at <= now`), so of two workers that saw the same
+    row only one gets it, on SQLite too; on PostgreSQL the SELECT also skips rows other workers hold."""
     t = now()
     q = (
-        select(Video)
+        select(Video.id, Video.next_poll_at)
         .where(Video.status.in_(ACTIVE), Video.deleted_at.is_(None), Video.next_poll_at <= t)
         .order_by(Video.next_poll_at)
         .limit(limit)
     )
     if skip_locked:
         q = q.with_for_update(skip_locked=True)
-    rows = list((await session.scalars(q)).all())
-    if rows:
+    due_at = {vid: float(due) for vid, due in (await session.execute(q)).all()}
+    if not due_at:
+        return []
+    claimed = (
         await session.execute(
             update(Video)
-            .where(Video.id.in_([r.id for r in rows]))
+            .where(Video.id.in_(list(due_at)), Video.next_poll_at <= t, Video.status.in_(ACTIVE))
             .values(next_poll_at=t + lease, claimed_until=t + lease)
-            # keep the due times on the loaded rows: the engine measures how late each poll runs
+            .returning(Video.id)
             .execution_options(synchronize_session=False)
         )
-    return rows
+    ).scalars().all()
+    if not claimed:
+        return []
+    rows = (await session.scalars(select(Video).where(Video.id.in_(list(claimed))))).all()
+    return [(row, due_at[row.id]) for row in rows]
 
 
 async def release_all_claims(session: AsyncSession) -> int:
@@ -89,6 +100,15 @@ async def release_all_claims(session: AsyncSession) -> int:
         update(Video)
         .where(Video.status.in_(ACTIVE), Video.claimed_until.is_not(None))
         .values(claimed_until=None, next_poll_at=t)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def release_claims(session: AsyncSession, ids: list[str]) -> int:
+    result = await session.execute(
+        update(Video)
+        .where(Video.id.in_(ids), Video.status.in_(ACTIVE), Video.claimed_until.is_not(None))
+        .values(claimed_until=None, next_poll_at=now())
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
