@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 256 * 1024 * 1024
     max_image_bytes: int = 20 * 1024 * 1024
     max_video_upload_bytes: int = 200 * 1024 * 1024
+    allow_private_image_urls: bool = False  # fetch image_url on private/loopback addresses (tests only)
     retention_hours: float = 24.0  # how long finished assets stay downloadable
     url_ttl_seconds: int = 3600
 

@@ -19,7 +19,9 @@ def test_compose_environment_names_are_settings() -> None:
     names: set[str] = set()
     for service in compose["services"].values():
         env = service.get("environment") or {}
-        names |= {n for n in (env if isinstance(env, dict) else [e.split("=")[0] for e in env]) if n.startswith("VIDGATE_")}
+        names |= {
+            n for n in (env if isinstance(env, dict) else [e.split("=")[0] for e in env]) if n.startswith("VIDGATE_")
+        }
     assert names, "the compose file configures vidgate through VIDGATE_ variables"
     assert names <= FIELDS, sorted(names - FIELDS)
     assert {"gateway", "worker", "postgres", "redis"} <= set(compose["services"])

@@ -6,9 +6,12 @@ with `param` naming the field.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import ipaddress
 import json
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -234,26 +237,61 @@ def decode_data_url(url: str, *, param: str, limit: int) -> tuple[bytes, str]:
     return data, check_image_bytes(data, param=param, limit=limit)
 
 
-async def fetch_image(client: httpx.AsyncClient, url: str, *, param: str, limit: int) -> tuple[bytes, str]:
+class _Refused(Exception):
+    pass
+
+
+async def check_public_url(url: str) -> None:
+    """Refuse URLs whose host resolves to a private, loopback, link-local or otherwise internal address
+    (SSRF). Checked again on every redirect hop."""
+    parts = httpx.URL(url)
+    if parts.scheme not in ("http", "https") or not parts.host:
+        raise _Refused("only http(s) URLs can be fetched")
     try:
-        async with client.stream("GET", url, timeout=20.0, follow_redirects=True) as resp:
-            if resp.status_code != 200:
-                raise InvalidRequest(
-                    f"Could not fetch the image at '{url}': HTTP {resp.status_code}.",
-                    param=param,
-                    code="image_fetch_failed",
-                )
-            chunks: list[bytes] = []
-            total = 0
-            async for chunk in resp.aiter_bytes():
-                total += len(chunk)
-                if total > limit:
-                    raise PayloadTooLarge(
-                        f"The image at '{url}' is larger than the limit of {limit} bytes.",
+        infos = await asyncio.get_running_loop().getaddrinfo(parts.host, parts.port or 443, type=socket.SOCK_STREAM)
+    except OSError:
+        raise _Refused("its host name does not resolve") from None
+    for info in infos:
+        addr = ipaddress.ip_address(info[4][0])
+        if not addr.is_global or addr.is_multicast:
+            raise _Refused("it points at a private or internal address")
+
+
+async def fetch_image(
+    client: httpx.AsyncClient, url: str, *, param: str, limit: int, allow_private: bool = False
+) -> tuple[bytes, str]:
+    chunks: list[bytes] = []
+    try:
+        for _ in range(6):  # the first request and up to five redirects, each hop checked
+            if not allow_private:
+                await check_public_url(url)
+            async with client.stream("GET", url, timeout=20.0, follow_redirects=False) as resp:
+                if resp.is_redirect and "location" in resp.headers:
+                    url = str(resp.url.join(resp.headers["location"]))
+                    continue
+                if resp.status_code != 200:
+                    raise InvalidRequest(
+                        f"Could not fetch the image at '{url}': HTTP {resp.status_code}.",
                         param=param,
-                        code="image_too_large",
+                        code="image_fetch_failed",
                     )
-                chunks.append(chunk)
+                total = 0
+                async for chunk in resp.aiter_bytes():
+                    total += len(chunk)
+                    if total > limit:
+                        raise PayloadTooLarge(
+                            f"The image at '{url}' is larger than the limit of {limit} bytes.",
+                            param=param,
+                            code="image_too_large",
+                        )
+                    chunks.append(chunk)
+                break
+        else:
+            raise InvalidRequest(f"Too many redirects fetching '{url}'.", param=param, code="image_fetch_failed")
+    except _Refused as exc:
+        raise InvalidRequest(
+            f"The image URL '{url}' cannot be fetched: {exc}.", param=param, code="image_url_not_allowed"
+        ) from None
     except httpx.HTTPError as exc:
         raise InvalidRequest(
             f"Could not fetch the image at '{url}': {type(exc).__name__}.", param=param, code="image_fetch_failed"
@@ -262,7 +300,9 @@ async def fetch_image(client: httpx.AsyncClient, url: str, *, param: str, limit:
     return data, check_image_bytes(data, param=param, limit=limit)
 
 
-async def resolve_image(src: ImageSource, *, transport: str, client: httpx.AsyncClient, limit: int) -> ImageRef:
+async def resolve_image(
+    src: ImageSource, *, transport: str, client: httpx.AsyncClient, limit: int, allow_private: bool = False
+) -> ImageRef:
     """Bytes when the provider needs bytes (or the client sent them); else the client's URL as-is."""
     if src.file_id is not None:
         raise InvalidRequest(
@@ -279,6 +319,6 @@ async def resolve_image(src: ImageSource, *, transport: str, client: httpx.Async
         data, mime = decode_data_url(src.url, param=src.param, limit=limit)
         return ImageRef(data=data, mime=mime)
     if transport in ("bytes", "base64"):
-        data, mime = await fetch_image(client, src.url, param=src.param, limit=limit)
+        data, mime = await fetch_image(client, src.url, param=src.param, limit=limit, allow_private=allow_private)
         return ImageRef(data=data, mime=mime, url=src.url)
     return ImageRef(url=src.url)

@@ -60,9 +60,7 @@ async def delete_row(session: AsyncSession, video_id: str) -> None:
     await session.execute(delete(Video).where(Video.id == video_id))
 
 
-async def claim_due(
-    session: AsyncSession, *, limit: int, lease: float, skip_locked: bool
-) -> list[tuple[Video, float]]:
+async def claim_due(session: AsyncSession, *, limit: int, lease: float, skip_locked: bool) -> list[tuple[Video, float]]:
     """Claim due unfinished tasks; returns each claimed row with the time it was due.
 
     The claim is a compare-and-set (`… WHERE next_poll_at <= now`), so of two workers that saw the same
@@ -80,14 +78,18 @@ async def claim_due(
     if not due_at:
         return []
     claimed = (
-        await session.execute(
-            update(Video)
-            .where(Video.id.in_(list(due_at)), Video.next_poll_at <= t, Video.status.in_(ACTIVE))
-            .values(next_poll_at=t + lease, claimed_until=t + lease)
-            .returning(Video.id)
-            .execution_options(synchronize_session=False)
+        (
+            await session.execute(
+                update(Video)
+                .where(Video.id.in_(list(due_at)), Video.next_poll_at <= t, Video.status.in_(ACTIVE))
+                .values(next_poll_at=t + lease, claimed_until=t + lease)
+                .returning(Video.id)
+                .execution_options(synchronize_session=False)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     if not claimed:
         return []
     rows = (await session.scalars(select(Video).where(Video.id.in_(list(claimed))))).all()

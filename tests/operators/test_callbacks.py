@@ -65,8 +65,11 @@ async def test_vidu_callbacks_update_the_task_at_once(database_url, tmp_path) ->
 
 
 async def test_forged_callbacks_change_nothing(app, client, auth) -> None:
-    r = await client.post("/v1/videos", headers=auth, json={"prompt": "x", "seconds": "1", "size": "64x64",
-                                                             "metadata": {"sandbox_latency_ms": 60000}})
+    r = await client.post(
+        "/v1/videos",
+        headers=auth,
+        json={"prompt": "x", "seconds": "1", "size": "64x64", "metadata": {"sandbox_latency_ms": 60000}},
+    )
     vid = r.json()["id"]
     gw = app.state.gateway
     async with gw.sessionmaker() as s:
@@ -84,8 +87,14 @@ async def test_forged_callbacks_change_nothing(app, client, auth) -> None:
     date = formatdate(usegmt=True)
     text = f"POST\n/callbacks/vidu/{vid}/{token}\n\nvidu\n{date}\nDate:{date}\nx-request-nonce:n1\n"
     forged = base64.b64encode(hmac.new(b"not-our-token", text.encode(), hashlib.sha256).digest()).decode()
-    headers = {"Date": date, "x-request-nonce": "n1", "X-HMAC-SIGNED-HEADERS": "Date;x-request-nonce",
-               "X-HMAC-ALGORITHM": "hmac-sha256", "X-HMAC-ACCESS-KEY": "vidu", "X-HMAC-SIGNATURE": forged}
+    headers = {
+        "Date": date,
+        "x-request-nonce": "n1",
+        "X-HMAC-SIGNED-HEADERS": "Date;x-request-nonce",
+        "X-HMAC-ALGORITHM": "hmac-sha256",
+        "X-HMAC-ACCESS-KEY": "vidu",
+        "X-HMAC-SIGNATURE": forged,
+    }
     assert_error(await client.post(f"/callbacks/vidu/{vid}/{token}", json={"state": "success"}, headers=headers), 401)
     async with gw.sessionmaker() as s:
         row = await s.get(Video, vid)
@@ -94,9 +103,14 @@ async def test_forged_callbacks_change_nothing(app, client, auth) -> None:
 
 def test_kling_standard_webhook_signature_vector() -> None:
     secret = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXR0ZXN0c2VjcmV0MTI="
-    body = b'{"id":"1234567890","status":"succeeded","message":"","create_time":1781080778802,"update_time":1781080794151}'
-    headers = {"webhook-id": "9876543210", "webhook-timestamp": "1781080794",
-               "webhook-signature": "v1,UsKlJP00XoQyOn410NM9xv34sP+Gl0jnOO9Lcpr7NJ4="}
+    body = (
+        b'{"id":"1234567890","status":"succeeded","message":"","create_time":1781080778802,"update_time":1781080794151}'
+    )
+    headers = {
+        "webhook-id": "9876543210",
+        "webhook-timestamp": "1781080794",
+        "webhook-signature": "v1,UsKlJP00XoQyOn410NM9xv34sP+Gl0jnOO9Lcpr7NJ4=",
+    }
     assert kling_valid(secret, headers, body, now=1781080794)
     assert not kling_valid(secret, headers, body + b" ", now=1781080794)
     assert not kling_valid(secret, headers, body, now=1781080794 + 301)  # replayed too late
@@ -106,9 +120,17 @@ async def test_kling_tasks_carry_our_callback_url_and_signed_callbacks_are_check
     fake, state = kling_fake.make_app()
     secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
     app = create_app(
-        make_settings(database_url, tmp_path / "d", sandbox_enabled=False, kling_access_key=kling_fake.AK,
-                      kling_secret_key=kling_fake.SK, public_base_url="http://gw", kling_webhook_secret=secret,
-                      poll_interval_ms=60_000, poll_max_interval_ms=60_000),
+        make_settings(
+            database_url,
+            tmp_path / "d",
+            sandbox_enabled=False,
+            kling_access_key=kling_fake.AK,
+            kling_secret_key=kling_fake.SK,
+            public_base_url="http://gw",
+            kling_webhook_secret=secret,
+            poll_interval_ms=60_000,
+            poll_max_interval_ms=60_000,
+        ),
         http=httpx.AsyncClient(transport=httpx.ASGITransport(app=fake)),
     )
     async with app.router.lifespan_context(app):
@@ -122,8 +144,11 @@ async def test_kling_tasks_carry_our_callback_url_and_signed_callbacks_are_check
             ts = str(int(time.time()))
             from app.webhooks.signing import sign
 
-            good = {"webhook-id": "d1", "webhook-timestamp": ts,
-                    "webhook-signature": sign(secret, msg_id="d1", timestamp=int(ts), body=body)}
+            good = {
+                "webhook-id": "d1",
+                "webhook-timestamp": ts,
+                "webhook-signature": sign(secret, msg_id="d1", timestamp=int(ts), body=body),
+            }
             path = url.removeprefix("http://gw")
             assert (await c.post(path, content=body, headers=good)).status_code == 200
             bad = {**good, "webhook-signature": "v1,AAAA"}

@@ -62,14 +62,17 @@ class TestAccessRules:
 
     async def test_expired_disabled_and_ip(self, app, client) -> None:
         _, expired = await key_with(app, expires_at=time.time() - 1)
-        assert_error(await client.get("/v1/videos", headers={"Authorization": f"Bearer {expired}"}), 403,
-                     code="key_expired")
+        assert_error(
+            await client.get("/v1/videos", headers={"Authorization": f"Bearer {expired}"}), 403, code="key_expired"
+        )
         _, disabled = await key_with(app, enabled=False)
-        assert_error(await client.get("/v1/videos", headers={"Authorization": f"Bearer {disabled}"}), 401,
-                     code="invalid_api_key")
+        assert_error(
+            await client.get("/v1/videos", headers={"Authorization": f"Bearer {disabled}"}), 401, code="invalid_api_key"
+        )
         _, elsewhere = await key_with(app, ip_allowlist=["10.0.0.0/8"])
-        assert_error(await client.get("/v1/videos", headers={"Authorization": f"Bearer {elsewhere}"}), 403,
-                     code="ip_not_allowed")
+        assert_error(
+            await client.get("/v1/videos", headers={"Authorization": f"Bearer {elsewhere}"}), 403, code="ip_not_allowed"
+        )
         _, here = await key_with(app, ip_allowlist=["10.0.0.0/8", "127.0.0.0/8"])
         assert (await client.get("/v1/videos", headers={"Authorization": f"Bearer {here}"})).status_code == 200
 
@@ -91,8 +94,9 @@ class TestQuota:
         app.state.gateway.registry.prices = {"sora-2": 2.0}
         key_id, secret = await key_with(app, quota_credits=100.0)
         h = {"Authorization": f"Bearer {secret}"}
-        r = await client.post("/v1/videos", headers=h, json={**QUICK, "metadata": {"sandbox_fail": "boom",
-                                                                                  "sandbox_latency_ms": 0}})
+        r = await client.post(
+            "/v1/videos", headers=h, json={**QUICK, "metadata": {"sandbox_fail": "boom", "sandbox_latency_ms": 0}}
+        )
         assert await used(app, key_id) == 8.0  # reserved at submit
         await finish(client, h, r.json()["id"])
         assert await used(app, key_id) == 0.0

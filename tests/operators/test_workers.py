@@ -60,9 +60,7 @@ async def test_two_workers_share_200_tasks_without_double_processing(database_ur
                     from sqlalchemy import func, select
 
                     done = (
-                        await s.execute(
-                            select(func.count()).where(Video.id.in_(ids), Video.status == "completed")
-                        )
+                        await s.execute(select(func.count()).where(Video.id.in_(ids), Video.status == "completed"))
                     ).scalar_one()
                 if done == N:
                     break

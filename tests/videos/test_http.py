@@ -450,3 +450,57 @@ class TestRemixAndFriends:
         assert_error(await client.get("/v1/videos/characters/char_nope", headers=auth), 404)
         r = await client.post("/v1/videos", headers=auth, json={"prompt": "x", "characters": [{"id": "char_nope"}]})
         assert_error(r, 400, param="characters")
+
+
+class TestImageUrls:
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://127.0.0.1:9/a.png",
+            "http://localhost/a.png",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.1.2.3/x.png",
+            "http://[::1]/a.png",
+            "http://192.168.0.1/a.png",
+        ],
+    )
+    async def test_private_addresses_are_refused(self, client, auth, url) -> None:
+        r = await client.post("/v1/videos", headers=auth, json={"prompt": "x", "input_reference": {"image_url": url}})
+        assert_error(r, 400, param="input_reference.image_url", code="image_url_not_allowed")
+
+    async def test_fetching_works_when_allowed_and_follows_checked_redirects(self, app, client, auth) -> None:
+        from starlette.applications import Starlette
+        from starlette.responses import RedirectResponse, Response
+        from starlette.routing import Route
+
+        from tests.conftest import LiveServer
+
+        png = solid_image((0, 250, 0), size=(64, 64), fmt="PNG")
+        images = Starlette(
+            routes=[
+                Route("/a.png", lambda r: Response(png, media_type="image/png")),
+                Route("/moved", lambda r: RedirectResponse("/a.png")),
+            ]
+        )
+        app.state.gateway.settings.allow_private_image_urls = True
+        with LiveServer(images) as srv:
+            for path in ("/a.png", "/moved"):
+                r = await client.post(
+                    "/v1/videos",
+                    headers=auth,
+                    json={
+                        "prompt": "x",
+                        "seconds": "1",
+                        "size": "64x64",
+                        "metadata": {"sandbox_latency_ms": 0},
+                        "input_reference": {"image_url": srv.url + path},
+                    },
+                )
+                assert r.status_code == 200, r.text
+                assert (await finish(client, auth, r.json()["id"]))["status"] == "completed"
+            r = await client.post(
+                "/v1/videos",
+                headers=auth,
+                json={"prompt": "x", "input_reference": {"image_url": srv.url + "/missing.png"}},
+            )
+            assert_error(r, 400, code="image_fetch_failed")
