@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from app import errors
 from app.callbacks.verify import callback_token, kling_valid, vidu_valid
 from app.channels import service as channels
+from app.context import Gateway
 from app.db import now
 from app.deps import GatewayDep
 from app.videos import repository as repo
@@ -26,7 +27,7 @@ log = logging.getLogger("vidgate.callbacks")
 SUPPORTED = ("kling", "vidu")
 
 
-def callback_url(gw: GatewayDep, vendor: str, video_id: str) -> str | None:
+def callback_url(gw: Gateway, vendor: str, video_id: str) -> str | None:
     base = gw.base_url()
     if base is None or vendor not in SUPPORTED:
         return None
@@ -57,7 +58,8 @@ async def vendor_callback(vendor: str, video_id: str, token: str, request: Reque
             raise errors.AuthenticationFailed("Invalid callback signature.", code="invalid_signature")
     if row.status in repo.ACTIVE:
         async with gw.sessionmaker() as s:
-            await repo.update_active(s, row.id, next_poll_at=now())
+            # clearing the claim also tells a poll in flight to look again right after it ends
+            await repo.update_active(s, row.id, next_poll_at=now(), claimed_until=None)
             await s.commit()
         gw.wake_engine()
         log.info("callback from %s for %s: polling it now", vendor, row.id)

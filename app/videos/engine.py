@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import case
+
 from app.channels import service as channels
 from app.context import Gateway
 from app.db import now
@@ -199,7 +201,8 @@ class TaskEngine:
                     progress=max(row.progress, min(99, snap.progress or 0)),
                     poll_count=row.poll_count + 1,
                     poll_errors=0,
-                    next_poll_at=now() + delay,
+                    # a vendor callback that arrived during this poll cleared the claim: look again at once
+                    next_poll_at=case((Video.claimed_until.is_(None), now()), else_=now() + delay),
                     claimed_until=None,
                 )
                 await s.commit()
