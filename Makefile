@@ -19,7 +19,10 @@ run: $(BIN)/vidgate
 	@echo "development API key: $${VIDGATE_BOOTSTRAP_API_KEY:-$(DEV_KEY)}"
 	VIDGATE_BOOTSTRAP_API_KEY=$${VIDGATE_BOOTSTRAP_API_KEY:-$(DEV_KEY)} $(BIN)/vidgate serve --host $(HOST) --port $(PORT)
 
-test: $(BIN)/vidgate
+tests/node/node_modules: tests/node/package.json
+	-cd tests/node && npm ci --no-audit --no-fund --silent
+
+test: $(BIN)/vidgate tests/node/node_modules
 	$(BIN)/python -m pytest -q
 
 test-sqlite: $(BIN)/vidgate
