@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PayloadTooLarge, error_response
+from app.errors import GatewayError, PayloadTooLarge, error_response
 
+log = logging.getLogger("vidgate.errors")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -24,14 +26,27 @@ class RequestIdMiddleware:
         rid = incoming if _VALID_ID.match(incoming) else f"req_{secrets.token_hex(16)}"
         scope.setdefault("state", {})["request_id"] = rid
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 headers.append((b"x-request-id", rid.encode("latin-1")))
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            # an unexpected error still answers in the envelope, with the request id, before the
+            # server's own handler would (it runs outside this middleware)
+            log.exception("unhandled error [request_id=%s]", rid)
+            if started:
+                raise
+            response = error_response(GatewayError("The server had an error while processing your request."))
+            await response(scope, receive, send_with_id)
 
 
 class BodyLimitMiddleware:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app import errors
 from app.deps import ApiKeyDep, CreatorKeyDep, GatewayDep, SessionDep
-from app.videos import schemas, service, submission
+from app.videos import openapi, schemas, service, submission
 from app.videos.models import Video
 from app.videos.parsing import parse_body
 
@@ -36,7 +36,7 @@ async def _body(gw: Any, request: Request) -> Any:
     return await parse_body(request, max_part_bytes=limit)
 
 
-@router.post("/videos", summary="Create a video")
+@router.post("/videos", summary="Create a video", openapi_extra=openapi.CREATE)
 async def create_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
     draft = await service.draft_create(gw, session, key, await _body(gw, request))
     row = await submission.submit_draft(gw, key, draft)
@@ -70,19 +70,19 @@ async def list_videos(
     return schemas.list_object([_video(gw, request, r) for r in rows], has_more=more)
 
 
-@router.post("/videos/edits", summary="Edit a video")
+@router.post("/videos/edits", summary="Edit a video", openapi_extra=openapi.EDIT)
 async def edit_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
     draft = await service.draft_edit(gw, session, key, await _body(gw, request))
     return _with_poll_header(gw, request, await submission.submit_draft(gw, key, draft))
 
 
-@router.post("/videos/extensions", summary="Extend a video")
+@router.post("/videos/extensions", summary="Extend a video", openapi_extra=openapi.EXTEND)
 async def extend_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
     draft = await service.draft_extend(gw, session, key, await _body(gw, request))
     return _with_poll_header(gw, request, await submission.submit_draft(gw, key, draft))
 
 
-@router.post("/videos/characters", summary="Create a character")
+@router.post("/videos/characters", summary="Create a character", openapi_extra=openapi.CHARACTER)
 async def create_character(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> dict[str, Any]:
     char = await service.create_character(gw, session, key, await _body(gw, request))
     return schemas.character_object(char)
@@ -106,7 +106,8 @@ async def delete_video(video_id: str, gw: GatewayDep, session: SessionDep, key: 
     return schemas.deleted_object(video_id)
 
 
-@router.api_route("/videos/{video_id}/content", methods=["GET", "HEAD"], summary="Download video content")
+@router.get("/videos/{video_id}/content", summary="Download video content", operation_id="RetrieveVideoContent")
+@router.head("/videos/{video_id}/content", include_in_schema=False)
 async def video_content(
     video_id: str,
     request: Request,
@@ -120,7 +121,7 @@ async def video_content(
     return await gw.storage.serve(storage_key, request, media_type=media_type, filename=filename)
 
 
-@router.post("/videos/{video_id}/remix", summary="Remix a video")
+@router.post("/videos/{video_id}/remix", summary="Remix a video", openapi_extra=openapi.REMIX)
 async def remix_video(
     video_id: str, request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep
 ) -> JSONResponse:

@@ -1,0 +1,77 @@
+"""Request-body documentation for the routes that parse their bodies themselves (multipart with bracket
+fields, or JSON), so `/openapi.json` and `/docs` describe what clients really send."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_IMAGE_REF = {
+    "type": "object",
+    "properties": {
+        "image_url": {"type": "string", "description": "An http(s) URL or a base64 data URL."},
+        "file_id": {"type": "string", "description": "Not supported by vidgate: answered with a 400."},
+    },
+}
+_METADATA = {
+    "type": "object",
+    "additionalProperties": True,
+    "description": "Vendor extras passed to the native call (a JSON string in multipart, or bracket fields).",
+}
+_COMMON: dict[str, Any] = {
+    "prompt": {"type": "string", "minLength": 1, "maxLength": 32000},
+    "model": {"type": "string", "default": "sora-2"},
+    "seconds": {"type": "string", "description": 'Whole seconds, e.g. "4" (an integer is accepted too).'},
+    "size": {"type": "string", "description": "WxH, W*H or a resolution class such as 720P.", "default": "720x1280"},
+    "metadata": _METADATA,
+}
+
+
+def _body(json_props: dict[str, Any], multipart_props: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object", "properties": json_props, "required": required}},
+                "multipart/form-data": {
+                    "schema": {"type": "object", "properties": multipart_props, "required": required}
+                },
+            },
+        }
+    }
+
+
+_VIDEO_REF = {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}
+
+CREATE = _body(
+    {**_COMMON, "input_reference": _IMAGE_REF, "characters": {"type": "array", "items": _VIDEO_REF}},
+    {**_COMMON, "metadata": {"type": "string"}, "input_reference": {"type": "string", "format": "binary"}},
+    ["prompt"],
+)
+REMIX = _body({"prompt": _COMMON["prompt"]}, {"prompt": _COMMON["prompt"]}, ["prompt"])
+EDIT = _body(
+    {"prompt": _COMMON["prompt"], "video": _VIDEO_REF, "model": _COMMON["model"]},
+    {"prompt": _COMMON["prompt"], "video": {"type": "string", "format": "binary"}, "model": _COMMON["model"]},
+    ["prompt", "video"],
+)
+EXTEND = _body(
+    {"prompt": _COMMON["prompt"], "video": _VIDEO_REF, "seconds": _COMMON["seconds"]},
+    {"prompt": _COMMON["prompt"], "video": {"type": "string", "format": "binary"}, "seconds": _COMMON["seconds"]},
+    ["prompt", "video", "seconds"],
+)
+CHARACTER = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1, "maxLength": 80},
+                        "video": {"type": "string", "format": "binary"},
+                    },
+                    "required": ["name", "video"],
+                }
+            }
+        },
+    }
+}
