@@ -7,6 +7,7 @@ channel left the config file.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -21,6 +22,7 @@ from app.channels.config import ChannelConfig
 from app.channels.models import ChannelRecord
 from app.context import Gateway
 from app.db import now
+from app.keys.limits import LimiterUnavailable
 from app.providers.registry import Channel, build_channel
 
 log = logging.getLogger("vidgate.channels")
@@ -101,6 +103,26 @@ def order(
     healthy = [c for c in channels if c.fingerprint not in cooling]
     resting = [c for c in channels if c.fingerprint in cooling]
     return _weighted_order(healthy, rng) + sorted(resting, key=lambda c: records[c.fingerprint].cooldown_until or 0.0)
+
+
+async def pace(gw: Gateway, channel: Channel) -> None:
+    """Wait until a request to this channel fits its `max_rps` cap (shared by replicas through Redis when
+    VIDGATE_REDIS_URL is set). Every vendor call goes through here: submits, polls and downloads."""
+    if not channel.max_rps:
+        return
+    # a sliding window of max_rps requests per second (at least one), with a 10% margin so that
+    # network jitter between our grant and the vendor's clock cannot push a window over the cap
+    limit = max(1, int(channel.max_rps))
+    window = 1.1 * limit / channel.max_rps
+    while True:
+        try:
+            decision = await gw.limiter.hit(f"channel:{channel.fingerprint}", limit=limit, window_s=window)
+        except LimiterUnavailable:
+            log.error("rate limiter unavailable: channel %s is not paced", channel.name)
+            return
+        if decision.allowed:
+            return
+        await asyncio.sleep(decision.retry_after)
 
 
 async def record_failure(gw: Gateway, channel: Channel, error: str) -> None:

@@ -53,6 +53,7 @@ class Channel:
     priority: int = 0
     weight: int = 1
     enabled: bool = True
+    max_rps: float | None = None  # cap on requests to the vendor through this channel
     credentials: dict[str, str] = field(default_factory=dict, repr=False)
 
 
@@ -174,6 +175,7 @@ def build_channel(cfg: ChannelConfig, settings: Settings, client: httpx.AsyncCli
         ),
         base_url=cfg.base_url,
         priority=cfg.priority,
+        max_rps=cfg.max_rps,
         weight=cfg.weight,
         enabled=cfg.enabled,
         credentials=dict(cfg.credentials),

@@ -24,6 +24,7 @@ from app.db import now
 from app.media import render
 from app.observability import bind
 from app.providers import base as pb
+from app.providers.registry import Channel
 from app.storage import StorageError
 from app.usage import service as usage
 from app.videos import repository as repo
@@ -175,6 +176,7 @@ class TaskEngine:
             await self._fail(row, "provider_unavailable", f"Provider '{row.provider}' is no longer configured.")
             return
         task = pb.VendorTask(row.provider, row.vendor_task_id, dict(row.vendor_meta or {}))
+        await self._pace(channel)
         try:
             snap = await provider.poll(task)
         except pb.NotFoundAtVendor as exc:
@@ -184,7 +186,7 @@ class TaskEngine:
             await self._poll_error(row, exc)
             return
         if snap.status == pb.VideoStatus.completed:
-            await self._complete(row, provider, task, snap)
+            await self._complete(row, provider, task, snap, channel)
         elif snap.status == pb.VideoStatus.failed:
             await self._fail(row, snap.error_code or "generation_failed", snap.error_message or "Generation failed.")
         else:
@@ -259,16 +261,22 @@ class TaskEngine:
         await submission.record_submitted(self.gw, row, channel, vtask)
 
     async def _complete(
-        self, row: Video, provider: pb.VideoProvider, task: pb.VendorTask, snap: pb.TaskSnapshot
+        self,
+        row: Video,
+        provider: pb.VideoProvider,
+        task: pb.VendorTask,
+        snap: pb.TaskSnapshot,
+        channel: Channel | None = None,
     ) -> None:
         """Download the asset, check it decodes, derive the other variants, store all three, then finish."""
         storage = self.gw.storage
         work = {variant: storage.scratch_path(f".{name.rsplit('.', 1)[1]}") for variant, name in VARIANT_FILES.items()}
         try:
             try:
+                await self._pace(channel)
                 await _stream_to(work["video"], provider.download(task, snap))
                 info = await asyncio.to_thread(render.probe_video, work["video"])
-                await self._derive(row, provider, task, work)
+                await self._derive(row, provider, task, work, channel)
                 sizes = {variant: path.stat().st_size for variant, path in work.items()}
                 for variant, path in work.items():
                     await storage.put_file(f"videos/{row.id}/{VARIANT_FILES[variant]}", path)
@@ -317,13 +325,25 @@ class TaskEngine:
             log.info("task %s was finished elsewhere; dropping this copy", row.id)
         await submission.discard_inputs(self.gw, row.id)
 
-    async def _derive(self, row: Video, provider: pb.VideoProvider, task: pb.VendorTask, work: dict[str, Path]) -> None:
+    async def _pace(self, channel: Channel | None) -> None:
+        if channel is not None:
+            await channels.pace(self.gw, channel)
+
+    async def _derive(
+        self,
+        row: Video,
+        provider: pb.VideoProvider,
+        task: pb.VendorTask,
+        work: dict[str, Path],
+        channel: Channel | None = None,
+    ) -> None:
         """Thumbnail and spritesheet: the vendor's own when it serves them, else made from the video."""
         makers = {"thumbnail": render.make_thumbnail, "spritesheet": render.make_spritesheet}
         fetch = getattr(provider, "download_variant", None)
         for variant, make in makers.items():
             if fetch is not None:
                 try:
+                    await self._pace(channel)
                     await _stream_to(work[variant], fetch(task, variant), limit=64 * 1024 * 1024)
                     if await asyncio.to_thread(_is_image, work[variant]):
                         continue

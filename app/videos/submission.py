@@ -195,6 +195,7 @@ async def submit_with_failover(gw: Gateway, row: Video, route: Route) -> tuple[C
     try:
         for channel in await candidates(gw, route):
             await _mark_attempt(gw, row, channel)
+            await channels.pace(gw, channel)
             try:
                 task = await channel.provider.submit(_with_callback(gw, req, channel))
             except TECHNICAL as exc:

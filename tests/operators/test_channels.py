@@ -195,3 +195,29 @@ async def test_config_aliases_route_and_models_list_them(database_url, tmp_path)
         assert r.status_code == 200 and r.json()["model"] == "house-model"
         assert ups.creates("a") == 1
         assert Counter(ids)["sandbox"] == 0
+
+
+async def test_a_channel_request_cap_is_never_exceeded(database_url, tmp_path) -> None:
+    import asyncio
+    import time
+
+    ups = Upstreams("a")
+    stamps: list[float] = []
+    inner = ups.fakes["a"][0]
+
+    async def stamping(scope, receive, send):
+        if scope["type"] == "http":
+            stamps.append(time.monotonic())
+        await inner(scope, receive, send)
+
+    ups.fakes["a"] = (stamping, ups.fakes["a"][1])
+    cfg = write_config(tmp_path / "gw.yaml", [{**ups.channel("a"), "max_rps": 10}])
+    async with Gateway(database_url, tmp_path, ups, cfg) as (_, c, auth):
+        results = await asyncio.gather(*(c.post("/v1/videos", headers=auth, json=CREATE) for _ in range(8)))
+        assert all(r.status_code == 200 for r in results)
+        for r in results:
+            await finish(c, auth, r.json()["id"])
+    assert len(stamps) > 8
+    # every one-second window holds at most ten requests (submits, polls and downloads alike)
+    worst = max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps)
+    assert worst <= 10, worst
