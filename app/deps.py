@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.context import Gateway
-from app.db import get_session
+from app.db import get_session, now
 from app.errors import AuthenticationFailed
 from app.keys import service as keys
 from app.keys.access import check_key, enforce_rate
@@ -34,6 +34,8 @@ async def authenticate(request: Request, session: Annotated[AsyncSession, Depend
         raise AuthenticationFailed(f"Incorrect API key provided: {shown}.")
     request.state.api_key_prefix = key.prefix
     check_key(request, key, get_gateway(request).settings)
+    if key.last_used_at is None or now() - key.last_used_at > 60:
+        key.last_used_at = now()  # at most once a minute: a write per request would cost too much
     return key
 
 

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from app.admin.router import router as admin_router
 from app.callbacks.router import router as callbacks_router
 from app.channels import service as channels
 from app.config import Settings
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
     app.include_router(files_router)
     app.include_router(webhooks_router)
     app.include_router(callbacks_router)
+    app.include_router(admin_router)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)

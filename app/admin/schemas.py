@@ -35,7 +35,7 @@ def check_ip_allowlist(values: list[str] | None) -> list[str] | None:
             ipaddress.ip_network(entry, strict=False)
         except ValueError:
             raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
-    return entries
+    return entries or None  # empty: any address, stored as no list at all
 
 
 # -- keys ------------------------------------------------------------------------------------------

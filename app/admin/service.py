@@ -148,7 +148,7 @@ async def channel_report(session: AsyncSession, registry: ProviderRegistry) -> l
         .where(Video.status.in_(ACTIVE), Video.channel_fp.is_not(None))
         .group_by(Video.channel_fp)
     )
-    unfinished: dict[str, int] = {fp: int(n) for fp, n in (await session.execute(unfinished_q)).all()}
+    unfinished = {str(fp): int(n) for fp, n in (await session.execute(unfinished_q)).all()}
     out = [
         ChannelOut(
             name=ch.name,

@@ -23,6 +23,7 @@ from app.context import Gateway
 from app.db import now
 from app.media import render
 from app.observability import bind
+from app.observability.logs import redact
 from app.providers import base as pb
 from app.providers.registry import Channel
 from app.storage import StorageError
@@ -241,7 +242,9 @@ class TaskEngine:
         try:
             channel, vtask = await submission.submit_with_failover(self.gw, row, route)
         except submission.AllChannelsFailed as exc:
-            if attempts >= MAX_SUBMIT_ATTEMPTS or not exc.retryable:
+            # the client already holds this task's id: throttling, like an outage, is waited out
+            throttled = any(isinstance(e, pb.RateLimited) for _, e in exc.failures)
+            if attempts >= MAX_SUBMIT_ATTEMPTS or not (exc.retryable or throttled):
                 err = exc.error()
                 await self._fail(
                     row, err.code or "upstream_unavailable", f"No channel accepted the task: {err.message}"
@@ -281,13 +284,20 @@ class TaskEngine:
                 for variant, path in work.items():
                     await storage.put_file(f"videos/{row.id}/{VARIANT_FILES[variant]}", path)
             except (pb.ProviderError, OSError, StorageError, render.MediaError) as exc:
-                attempts = row.poll_errors + 1
+                # counted apart from poll errors (a poll that reports `completed` does not reset those), and
+                # a body that does not decode is retried too: it may be a flaky upstream's error page
+                attempts = int((row.params or {}).get("download_attempts", 0)) + 1
                 log.warning("task %s: download failed (%d): %r", row.id, attempts, exc)
-                if attempts >= MAX_DOWNLOAD_ATTEMPTS or isinstance(exc, render.MediaError):
+                if attempts >= MAX_DOWNLOAD_ATTEMPTS:
                     await storage.delete_prefix(f"videos/{row.id}")
                     await self._fail(row, "asset_unavailable", "The generated video could not be retrieved.")
                 else:
-                    await self._reschedule(row, delay=self._backoff(attempts), errors=attempts)
+                    params = {**(row.params or {}), "download_attempts": attempts}
+                    async with self.gw.sessionmaker() as s:
+                        await repo.update_active(
+                            s, row.id, params=params, next_poll_at=now() + self._backoff(attempts), claimed_until=None
+                        )
+                        await s.commit()
                 return
         finally:
             for path in work.values():
@@ -352,6 +362,7 @@ class TaskEngine:
             await asyncio.to_thread(make, work["video"], work[variant])
 
     async def _fail(self, row: Video, code: str, message: str) -> None:
+        message = redact(message)  # often the vendor's words, which may quote our credentials back
         async with self.gw.sessionmaker() as s:
             done = await repo.update_active(
                 s,

@@ -6,9 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import errors
 from app.deps import ApiKeyDep, CreatorKeyDep, GatewayDep, SessionDep
+from app.keys.models import ApiKey
 from app.videos import openapi, schemas, service, submission
 from app.videos.models import Video
 from app.videos.parsing import parse_body
@@ -36,10 +38,17 @@ async def _body(gw: Any, request: Request) -> Any:
     return await parse_body(request, max_part_bytes=limit)
 
 
+async def _submit(gw: Any, session: AsyncSession, key: ApiKey, draft: service.Draft) -> Video:
+    # Hand the request's connection back first: submission commits in short sessions of its own, and
+    # requests that each hold one pooled connection while waiting for a second deadlock the pool.
+    await session.commit()
+    return await submission.submit_draft(gw, key, draft)
+
+
 @router.post("/videos", summary="Create a video", openapi_extra=openapi.CREATE)
 async def create_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
     draft = await service.draft_create(gw, session, key, await _body(gw, request))
-    row = await submission.submit_draft(gw, key, draft)
+    row = await _submit(gw, session, key, draft)
     return _with_poll_header(gw, request, row)
 
 
@@ -73,13 +82,13 @@ async def list_videos(
 @router.post("/videos/edits", summary="Edit a video", openapi_extra=openapi.EDIT)
 async def edit_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
     draft = await service.draft_edit(gw, session, key, await _body(gw, request))
-    return _with_poll_header(gw, request, await submission.submit_draft(gw, key, draft))
+    return _with_poll_header(gw, request, await _submit(gw, session, key, draft))
 
 
 @router.post("/videos/extensions", summary="Extend a video", openapi_extra=openapi.EXTEND)
 async def extend_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
     draft = await service.draft_extend(gw, session, key, await _body(gw, request))
-    return _with_poll_header(gw, request, await submission.submit_draft(gw, key, draft))
+    return _with_poll_header(gw, request, await _submit(gw, session, key, draft))
 
 
 @router.post("/videos/characters", summary="Create a character", openapi_extra=openapi.CHARACTER)
@@ -126,4 +135,4 @@ async def remix_video(
     video_id: str, request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep
 ) -> JSONResponse:
     draft = await service.draft_remix(gw, session, key, video_id, await _body(gw, request))
-    return _with_poll_header(gw, request, await submission.submit_draft(gw, key, draft))
+    return _with_poll_header(gw, request, await _submit(gw, session, key, draft))

@@ -20,6 +20,7 @@ from app.context import Gateway
 from app.db import new_id, now
 from app.keys.models import ApiKey
 from app.media import render
+from app.observability.logs import redact
 from app.providers import base as pb
 from app.providers.capabilities import CapabilityError, ModelCaps, parse_seconds, parse_size
 from app.providers.registry import Route
@@ -50,23 +51,25 @@ def not_found(video_id: str) -> errors.NotFound:
 
 def provider_error(exc: pb.ProviderError) -> errors.GatewayError:
     """The one border between vendor errors and HTTP errors."""
+    # vendors may quote our request back, credentials included: redact before a client sees it
+    message = redact(exc.message)
     if isinstance(exc, pb.Rejected):
-        return errors.InvalidRequest(exc.message, code=exc.vendor_code or "vendor_rejected")
+        return errors.InvalidRequest(message, code=exc.vendor_code or "vendor_rejected")
     if isinstance(exc, pb.Unsupported):
-        return errors.InvalidRequest(exc.message, code="unsupported_operation")
+        return errors.InvalidRequest(message, code="unsupported_operation")
     if isinstance(exc, pb.RateLimited):
         return errors.RateLimited(
-            f"The upstream provider is rate limiting requests: {exc.message}", retry_after=exc.retry_after or 5
+            f"The upstream provider is rate limiting requests: {message}", retry_after=exc.retry_after or 5
         )
     if isinstance(exc, pb.AuthFailed):
-        log.error("provider %s refused our credentials: %s", exc.provider, exc.message)
+        log.error("provider %s refused our credentials: %s", exc.provider, message)
         return errors.UpstreamError(
             "The upstream provider refused the gateway's credentials; the operator has to fix its configuration.",
             code="upstream_auth_failed",
         )
     if isinstance(exc, pb.Unavailable):
-        return errors.UpstreamUnavailable(f"The upstream provider is unavailable: {exc.message}")
-    return errors.UpstreamError(f"The upstream provider failed: {exc.message}")
+        return errors.UpstreamUnavailable(f"The upstream provider is unavailable: {message}")
+    return errors.UpstreamError(f"The upstream provider failed: {message}")
 
 
 # -- routing and capabilities ------------------------------------------------------------------------
