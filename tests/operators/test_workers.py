@@ -135,7 +135,7 @@ async def test_vidgate_worker_command_processes_tasks_and_stops_on_sigterm(datab
                 "VIDGATE_POLL_INTERVAL_MS": "100",
             }
             proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "worker", "--grace", "2"],  # noqa: ASYNC220
+                [sys.executable, "-m", "app.cli", "worker", "--grace", "2"],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
