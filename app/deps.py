@@ -15,12 +15,18 @@ from app.keys.access import check_key, enforce_rate
 from app.keys.models import ApiKey
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
+    # async: a plain def would be sent to the thread pool on every request
     gw: Gateway = request.app.state.gateway
     return gw
 
 
-async def authenticate(request: Request, session: Annotated[AsyncSession, Depends(get_session)]) -> ApiKey:
+# scope="function": commit before the response is sent, so a client that reads right after a write (DELETE
+# then GET, a new character) sees it, and a failed commit is its error, not a 200 for a write that was lost
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def authenticate(request: Request, session: SessionDep) -> ApiKey:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -33,7 +39,7 @@ async def authenticate(request: Request, session: Annotated[AsyncSession, Depend
         shown = token[:6] + "*" * 4 + token[-4:] if len(token) > 12 else "****"
         raise AuthenticationFailed(f"Incorrect API key provided: {shown}.")
     request.state.api_key_prefix = key.prefix
-    check_key(request, key, get_gateway(request).settings)
+    check_key(request, key, request.app.state.gateway.settings)
     if key.last_used_at is None or now() - key.last_used_at > 60:
         key.last_used_at = now()  # at most once a minute: a write per request would cost too much
     return key
@@ -41,11 +47,10 @@ async def authenticate(request: Request, session: Annotated[AsyncSession, Depend
 
 async def rate_limited_key(request: Request, key: Annotated[ApiKey, Depends(authenticate)]) -> ApiKey:
     """The key, for requests that start generations: the per-minute limit applies."""
-    await enforce_rate(get_gateway(request), key)
+    await enforce_rate(request.app.state.gateway, key)
     return key
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 ApiKeyDep = Annotated[ApiKey, Depends(authenticate)]
 CreatorKeyDep = Annotated[ApiKey, Depends(rate_limited_key)]

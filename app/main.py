@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -96,6 +97,9 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
             await gw.engine.start()
             gw.webhooks = WebhookDispatcher(gw)
             await gw.webhooks.start()
+        # start-up objects are long-lived: keep them out of the collector's full passes (long pauses)
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

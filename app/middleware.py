@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request ids on every response, and the request-body size limit."""
+"""Pure ASGI middleware: request ids on every response, the request-body size limit and NUL-free URLs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import GatewayError, PayloadTooLarge, error_response
+from app.errors import GatewayError, InvalidRequest, PayloadTooLarge, error_response
 
 log = logging.getLogger("vidgate.errors")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -62,6 +62,11 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            # an id or parameter with a NUL would reach the database, and PostgreSQL refuses NUL in text
+            error = InvalidRequest("The URL contains a NUL character (%00).", code="invalid_url")
+            await error_response(error)(scope, receive, send)
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:

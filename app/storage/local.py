@@ -15,6 +15,12 @@ from starlette.responses import FileResponse, Response
 from app.storage.base import StorageError
 
 
+class _BigChunkFileResponse(FileResponse):
+    # 1 MiB reads instead of 64 KiB: each read is a thread hop, and at 64 KiB they cap throughput
+    # (bench/p2_content.py: ~3x faster, memory still bounded)
+    chunk_size = 1024 * 1024
+
+
 class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -90,6 +96,6 @@ class LocalStorage:
         self, key: str, request: Request, *, media_type: str, filename: str, disposition: str = "attachment"
     ) -> Response:
         # FileResponse streams from disk in chunks and answers HEAD and Range (206) itself
-        return FileResponse(
+        return _BigChunkFileResponse(
             self.path(key), media_type=media_type, filename=filename, content_disposition_type=disposition
         )

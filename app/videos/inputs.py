@@ -10,7 +10,6 @@ import asyncio
 import base64
 import binascii
 import ipaddress
-import json
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,7 @@ import httpx
 
 from app.errors import InvalidRequest, PayloadTooLarge
 from app.media import render
-from app.videos.parsing import ParsedBody, Upload
+from app.videos.parsing import ParsedBody, Upload, load_json
 
 MAX_PROMPT = 32_000
 ALLOWED_IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
@@ -95,8 +94,8 @@ def metadata_field(value: Any) -> dict[str, Any]:
         return {}
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
+            value = load_json(value)
+        except ValueError:
             raise InvalidRequest(
                 "'metadata' must be a JSON object (as a JSON string in multipart, e.g. "
                 "'{\"watermark\": false}'), or bracket fields such as metadata[watermark]=false.",

@@ -19,6 +19,7 @@ from app.errors import InvalidRequest, PayloadTooLarge
 
 _NAME_RE = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _PART_RE = re.compile(r"\[([^\[\]]*)\]")
+MAX_DEPTH = 32  # objects and lists in one request; no real client nests deeper
 
 
 @dataclass
@@ -51,7 +52,53 @@ def _split(name: str) -> list[str]:
     m = _NAME_RE.match(name)
     if not m:
         raise InvalidRequest(f"Malformed field name '{name}'.", param=name, code="invalid_field_name")
-    return [m.group(1), *_PART_RE.findall(m.group(2))]
+    parts = [m.group(1), *_PART_RE.findall(m.group(2))]
+    if len(parts) > MAX_DEPTH:
+        raise InvalidRequest(
+            f"Field '{name[:80]}...' is nested more than {MAX_DEPTH} levels deep.", code="invalid_field_name"
+        )
+    return parts
+
+
+def unstorable(value: Any, limit: int = MAX_DEPTH) -> str | None:
+    """Why a parsed body cannot be taken, or None: nesting deeper than `limit` (it would overflow the stack
+    later), or text no database stores (a NUL character, an unpaired surrogate from a `\\ud800` escape)."""
+    stack = [(value, 1)]  # iterative: the point is not to recurse as deep as the client likes
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "it contains a NUL character"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "it contains text that is not valid Unicode"
+            continue
+        children = (
+            [*item.keys(), *item.values()] if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
+        if children is None:
+            continue
+        if depth > limit:
+            return f"it is nested more than {limit} levels deep"
+        stack.extend((child, depth + 1) for child in children)
+    return None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")  # json.loads takes NaN and Infinity; PostgreSQL does not
+
+
+def load_json(raw: str | bytes) -> Any:
+    """`json.loads` that fails with ValueError on whatever a client can send: bad syntax or UTF-8, numbers
+    past Python's digit limit, NaN, and what `unstorable` refuses."""
+    try:
+        data = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError(f"it is nested more than {MAX_DEPTH} levels deep") from None
+    if (why := unstorable(data)) is not None:
+        raise ValueError(why)
+    return data
 
 
 def _assign(container: dict[str, Any], path: list[str], value: Any, full: str) -> None:
@@ -108,14 +155,17 @@ async def parse_body(request: Request, *, max_part_bytes: int, max_files: int = 
                 )
             else:
                 pairs.append((name, value))
-        return ParsedBody(nest(pairs), files, "multipart" if ctype.startswith("multipart") else "form")
+        fields = nest(pairs)
+        if (why := unstorable(fields)) is not None:
+            raise InvalidRequest(f"The request's fields cannot be taken: {why}.", code="invalid_body")
+        return ParsedBody(fields, files, "multipart" if ctype.startswith("multipart") else "form")
     raw = await request.body()
     if not raw.strip():
         return ParsedBody({}, {}, "empty")
     if ctype in ("application/json", "") or ctype.endswith("+json") or raw.lstrip()[:1] == b"{":
         try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = load_json(raw)
+        except ValueError as exc:
             raise InvalidRequest(
                 f"We could not parse the JSON body of your request: {exc}. The body must be a JSON object.",
                 code="invalid_json",

@@ -152,7 +152,8 @@ async def _store_row(gw: Gateway, key: ApiKey, draft: Draft) -> None:
     async with gw.sessionmaker() as s:
         # the key row is updated first: that serialises this key's creates on PostgreSQL (row lock)
         # and on SQLite (write lock), so the quota and the concurrency count below are exact
-        if not await usage.reserve(s, key.id, row.reserved_credits):
+        limited = key.quota_credits is not None or key.max_concurrent is not None
+        if (limited or row.reserved_credits) and not await usage.reserve(s, key.id, row.reserved_credits):
             raise errors.InsufficientQuota(
                 "You exceeded your current quota: this request needs "
                 f"{row.reserved_credits:g} credits. Ask the operator to raise the key's quota."
@@ -175,9 +176,9 @@ async def _mark_attempt(gw: Gateway, row: Video, channel: Channel) -> None:
     row.channel, row.channel_fp = channel.name, channel.fingerprint
 
 
-async def candidates(gw: Gateway, route: Route) -> list[Channel]:
+async def candidates(gw: Gateway, route: Route) -> tuple[list[Channel], dict[str, Any]]:
     records = await channels.health(gw, route.channels)
-    return channels.order(route.channels, records, at=now(), rng=gw.rng)
+    return channels.order(route.channels, records, at=now(), rng=gw.rng), records
 
 
 def _with_callback(gw: Gateway, req: pb.GenerationRequest, channel: Channel) -> pb.GenerationRequest:
@@ -193,7 +194,8 @@ async def submit_with_failover(gw: Gateway, row: Video, route: Route) -> tuple[C
     req = await build_request(gw, row)
     failed = AllChannelsFailed()
     try:
-        for channel in await candidates(gw, route):
+        ordered, records = await candidates(gw, route)
+        for channel in ordered:
             await _mark_attempt(gw, row, channel)
             await channels.pace(gw, channel)
             try:
@@ -203,7 +205,9 @@ async def submit_with_failover(gw: Gateway, row: Video, route: Route) -> tuple[C
                 await channels.record_failure(gw, channel, f"{type(exc).__name__}: {exc.message}")
                 failed.failures.append((channel, exc))
                 continue
-            await channels.record_success(gw, channel)
+            rec = records.get(channel.fingerprint)
+            if rec is None or rec.failures or rec.cooldown_until is not None:
+                await channels.record_success(gw, channel)  # only a recovering channel needs the write
             return channel, task
     finally:
         if req.source_video is not None:
