@@ -24,7 +24,6 @@ from app.videos.models import Video
 from app.webhooks import signing
 from app.webhooks.dispatcher import WebhookDispatcher
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
-from app.webhooks.router import router
 from app.webhooks.service import enqueue_video_event
 from tests.conftest import free_port, make_settings
 from tests.webhooks.receiver import Receiver
@@ -102,7 +101,6 @@ def make_harness(database_url: str, tmp_path: Path) -> Callable[..., Any]:
             **overrides,
         }
         app = create_app(make_settings(database_url, tmp_path / new_id("data", 4), **values))
-        app.include_router(router)
         async with app.router.lifespan_context(app):
             gw = app.state.gateway
             await _clear(gw)
