@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -17,13 +18,18 @@ def vidgate(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
 
 
+async def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # on a thread: a blocked event loop could hold the server's SQLite write lock the CLI waits for
+    return await asyncio.to_thread(vidgate, *args, env=env)
+
+
 async def test_keys_create_list_revoke(database_url, tmp_path) -> None:
     from app.main import create_app
 
     env = {**os.environ, "VIDGATE_DATABASE_URL": database_url, "VIDGATE_STORAGE_DIR": str(tmp_path / "d")}
     app = create_app(make_settings(database_url, tmp_path / "d"))
     async with app.router.lifespan_context(app):  # a server is running on the same database
-        made = vidgate("keys", "create", "--name", "cli-key", "--models", "sandbox,sora-2", env=env)
+        made = await run_cli("keys", "create", "--name", "cli-key", "--models", "sandbox,sora-2", env=env)
         assert made.returncode == 0, made.stderr
         secret = made.stdout.strip().splitlines()[-1]
         assert secret.startswith("sk-vg-") and " " not in secret
@@ -33,14 +39,14 @@ async def test_keys_create_list_revoke(database_url, tmp_path) -> None:
             models = (await c.get("/v1/models", headers=h)).json()["data"]
             assert sorted(m["id"] for m in models) == ["sandbox", "sora-2"]
 
-            listed = vidgate("keys", "list", env=env)
+            listed = await run_cli("keys", "list", env=env)
             assert listed.returncode == 0
             assert "cli-key" in listed.stdout and secret not in listed.stdout and secret[:12] in listed.stdout
 
-            revoked = vidgate("keys", "revoke", "cli-key", env=env)
+            revoked = await run_cli("keys", "revoke", "cli-key", env=env)
             assert revoked.returncode == 0, revoked.stderr
             assert (await c.get("/v1/models", headers=h)).status_code == 401
-        assert vidgate("keys", "revoke", "no-such-key", env=env).returncode == 1
+        assert (await run_cli("keys", "revoke", "no-such-key", env=env)).returncode == 1
 
 
 async def test_only_a_hash_is_stored(app) -> None:
