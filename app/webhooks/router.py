@@ -17,15 +17,16 @@ router = APIRouter(prefix="/admin", tags=["admin: webhooks"], dependencies=[Depe
 
 EventType = Literal["video.completed", "video.failed"]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL stores no NUL character in text: a 400 here, not a 500 at the INSERT
 
 
 class EndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(max_length=service.MAX_URL_LENGTH)
-    owner: str | None = Field(default=None, max_length=200, description="NULL: every owner's events")
+    owner: str | None = Field(default=None, max_length=200, pattern=NO_NUL, description="NULL: every owner's events")
     event_types: list[EventType] | None = None
-    description: str | None = Field(default=None, max_length=500)
+    description: str | None = Field(default=None, max_length=500, pattern=NO_NUL)
 
 
 class EndpointUpdate(BaseModel):
@@ -34,7 +35,7 @@ class EndpointUpdate(BaseModel):
     enabled: bool | None = None
     url: str | None = Field(default=None, max_length=service.MAX_URL_LENGTH)
     event_types: list[EventType] | None = None
-    description: str | None = Field(default=None, max_length=500)
+    description: str | None = Field(default=None, max_length=500, pattern=NO_NUL)
 
 
 def endpoint_out(ep: WebhookEndpoint) -> dict[str, Any]:
