@@ -243,7 +243,7 @@ class TaskEngine:
             channel, vtask = await submission.submit_with_failover(self.gw, row, route)
         except submission.AllChannelsFailed as exc:
             # the client already holds this task's id: throttling, like an outage, is waited out
-            throttled = False
+            throttled = any(isinstance(e, pb.RateLimited) for _, e in exc.failures)
             if attempts >= MAX_SUBMIT_ATTEMPTS or not (exc.retryable or throttled):
                 err = exc.error()
                 await self._fail(
