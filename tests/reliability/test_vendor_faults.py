@@ -127,12 +127,12 @@ async def test_every_task_ends_right_with_30_percent_vendor_faults(own_database,
     assert len(ids) >= len(prompts) * 0.8
 
 
-async def test_a_queued_task_waits_out_throttling_on_every_channel(database_url, tmp_path) -> None:
+async def test_a_queued_task_waits_out_throttling_on_every_channel(own_database, tmp_path) -> None:
     """Accepted during an outage, then every channel says 429 on the engine's retry: the task is the
     client's already, so it waits and retries rather than failing on a passing rate limit."""
     ups = Upstreams("a", "b")
     cfg = write_config(tmp_path / "gw.yaml", [ups.channel("a", priority=10), ups.channel("b", priority=5)])
-    async with Gateway(database_url, tmp_path, ups, cfg, channel_cooldown_s=0.05) as (_, c, auth):
+    async with Gateway(own_database, tmp_path, ups, cfg, channel_cooldown_s=0.05) as (_, c, auth):
         for name in ("a", "b"):
             ups.state(name).arm("500")
         r = await c.post("/v1/videos", headers=auth, json=CREATE)
