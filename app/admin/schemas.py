@@ -17,6 +17,8 @@ INT32 = 2**31 - 1  # the limit columns are INTEGER on PostgreSQL
 KeyStatus = Literal["active", "disabled", "expired", "revoked"]
 TaskStatus = Literal["queued", "in_progress", "completed", "failed"]
 
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL stores no NUL in text: a 400 here, not a 500 at the INSERT
+
 
 def _ts(value: float | None) -> int | None:
     return None if value is None else int(value)
@@ -69,9 +71,13 @@ class _KeyFields(BaseModel):
 class KeyCreate(_KeyFields):
     """A new API key. Every limit is optional: null means unlimited / unrestricted."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     owner: str | None = Field(
-        default=None, min_length=1, max_length=200, description="Keys with one owner see the same videos"
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=NO_NUL,
+        description="Keys with one owner see the same videos",
     )
     enabled: bool = True
 
@@ -79,7 +85,7 @@ class KeyCreate(_KeyFields):
 class KeyUpdate(_KeyFields):
     """Only the fields sent change; `null` clears a limit (unlimited again)."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
     enabled: bool | None = None
 
     @field_validator("name", "enabled")

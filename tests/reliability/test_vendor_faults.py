@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter, defaultdict
+from typing import Any
 
 import httpx
 import yaml
@@ -142,3 +143,44 @@ async def test_a_queued_task_waits_out_throttling_on_every_channel(own_database,
         body = await finish(c, auth, r.json()["id"])
         assert (body["status"], body["error"]) == ("completed", None), body
         assert ups.creates("a") + ups.creates("b") == 5  # 2 failed + 2 throttled + the one that took it
+
+
+class _FlakyAfterTheFact:
+    """The upstream fails `n` polls once the task is done, then `n` downloads: two separate runs of bad
+    luck, each shorter than the gateway's download budget (6), together longer."""
+
+    def __init__(self, app: Any, state: Any, n: int) -> None:
+        self.app, self.state, self.n = app, state, n
+        self.failed: Counter[str] = Counter()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        parts = scope["path"].split("/")
+        task = self.state.tasks.get(parts[3]) if scope["type"] == "http" and len(parts) > 3 else None
+        kind = "content" if scope["path"].endswith("/content") else "poll"
+        if task is not None and task["status"] == "completed" and self.failed[kind] < self.n:
+            self.failed[kind] += 1
+            await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"busy"})
+            return
+        await self.app(scope, receive, send)
+
+
+async def test_failed_polls_do_not_use_up_the_download_budget(own_database, tmp_path) -> None:
+    app, state = openai_upstream.make_app(api_key="sk-up-flaky", poll_after_ms=10)
+    flaky = _FlakyAfterTheFact(app, state, n=3)
+    config = tmp_path / "gateway.yaml"
+    channel = {"name": "f", "vendor": "openai_compat", "credentials": {"api_key": "sk-up-flaky"}}
+    config.write_text(yaml.safe_dump({"channels": [{**channel, "base_url": "http://flaky/v1"}], "sandbox": False}))
+    http = httpx.AsyncClient(mounts={"http://flaky": httpx.ASGITransport(app=flaky)})
+    settings = make_settings(
+        own_database, tmp_path / "data", config=config, poll_interval_ms=10, poll_max_interval_ms=50
+    )
+    gateway = create_app(settings, http=http)
+    async with gateway.router.lifespan_context(gateway):
+        auth = {"Authorization": f"Bearer {await new_key(gateway)}"}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw") as c:
+            r = await c.post("/v1/videos", headers=auth, json=CREATE)
+            body = await finish(c, auth, r.json()["id"])
+    await http.aclose()
+    assert flaky.failed == {"poll": 3, "content": 3}
+    assert (body["status"], body["error"]) == ("completed", None), body
