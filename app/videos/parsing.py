@@ -105,10 +105,7 @@ def _assign(container: dict[str, Any], path: list[str], value: Any, full: str) -
     """qs-style bracket semantics: `a[b]` nests, `a[]` appends, `a[][k]` starts a new object when `k` repeats."""
     key, rest = path[0], path[1:]
     if not rest:
-        if key in container and not isinstance(container[key], (dict, list)):
-            # a repeated scalar: keep the last, as most form parsers do
-            pass
-        container[key] = value
+        container[key] = value  # a repeated scalar keeps the last value, as most form parsers do
         return
     nxt = rest[0]
     if nxt == "":
