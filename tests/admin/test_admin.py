@@ -12,7 +12,6 @@ import httpx
 import pytest
 from sqlalchemy import delete
 
-from app.admin.router import router
 from app.channels import service as channels
 from app.channels.models import ChannelRecord
 from app.db import new_id, now
@@ -27,9 +26,7 @@ FAST = {"sandbox_latency_ms": 0}
 
 
 def with_admin(application: Any) -> Any:
-    # main.py may already include the router; adding it twice would only duplicate the routes
-    if not any(getattr(r, "path", "") == "/admin/keys" for r in application.routes):
-        application.include_router(router)
+    # main.py includes the admin router; including it again here only duplicated every route
     return application
 
 
