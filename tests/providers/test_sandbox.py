@@ -179,3 +179,25 @@ async def test_extend_segment_shows_only_the_new_overlay(tmp_path: Path) -> None
     # nothing of the source's chrome in the segment's first frame: plain grey
     first_of_segment = frames[2 * FPS].astype(np.int16)
     assert np.abs(first_of_segment - np.array(GREY)).max() < 12
+
+
+async def test_remix_through_http_starts_without_the_source_caption(client, auth, tmp_path: Path) -> None:
+    from tests.videos.test_http import finish
+
+    body = {"prompt": OLD, "model": "sora-2", "size": f"{W}x{H}", "seconds": "1", "metadata": {"sandbox_latency_ms": 0}}
+    r = await client.post("/v1/videos", headers=auth, json=body)
+    assert r.status_code == 200, r.text
+    src_id = (await finish(client, auth, r.json()["id"]))["id"]
+    r = await client.post(f"/v1/videos/{src_id}/remix", headers=auth, json={"prompt": NEW})
+    assert r.status_code == 200, r.text
+    remix = await finish(client, auth, r.json()["id"])
+    assert remix["status"] == "completed", remix
+    frames = {}
+    for name, vid in (("src", src_id), ("remix", remix["id"])):
+        r = await client.get(f"/v1/videos/{vid}/content", headers=auth)
+        assert r.status_code == 200
+        (tmp_path / f"{name}.mp4").write_bytes(r.content)
+        frames[name] = decode(tmp_path / f"{name}.mp4")[1][0]
+    top, bottom = render.clean_rows(W, H, OLD, "vidgate sandbox · create")
+    assert mad(frames["remix"][bottom:], frames["src"][bottom:]) > 10.0  # the old caption is gone
+    assert mad(frames["remix"][:top], frames["src"][:top]) > 3.0  # and so are its label and timecode
