@@ -82,6 +82,19 @@ class TestVendorNotEnabled:
         assert "wan2.2-t2v-plus" not in messages[1]
 
 
+async def test_an_operator_giving_a_key_a_model_of_a_vendor_that_is_off_is_told_how_to_enable_it(
+    database_url, tmp_path
+) -> None:
+    async with gateway(database_url, tmp_path / "d", admin_token="admin-token") as (c, _):
+        r = await c.post(
+            "/admin/keys",
+            headers={"Authorization": "Bearer admin-token"},
+            json={"name": "k", "models": ["sora-2", "wan2.5-t2v-preview"]},
+        )
+        msg = assert_error(r, 400, param="models", code="model_not_found")["message"]
+        assert "wan2.5-t2v-preview" in msg and "VIDGATE_DASHSCOPE_API_KEY" in msg
+
+
 class TestAliasErrorsNameTheRequestedModel:
     """`sora-2` is an alias of `sandbox` in the default setup: errors say `sora-2`."""
 
