@@ -10,6 +10,9 @@ RUN pip install .
 
 # Runtime stage: the virtualenv, the migrations, a non-root user.
 FROM python:3.11-slim
+# a CJK font (1.6 MB) so the sandbox draws Chinese prompts as text, not boxes
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-wqy-microhei \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 vidgate && mkdir -p /data && chown vidgate /data
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv/vidgate

@@ -16,7 +16,7 @@ from app.db import now
 from app.errors import InvalidRequest, NotFound
 from app.keys import service as keys
 from app.keys.models import ApiKey
-from app.providers.registry import ProviderRegistry
+from app.providers.registry import ProviderRegistry, enable_hint
 from app.usage import service as usage
 from app.videos.models import Video
 from app.videos.repository import ACTIVE
@@ -27,8 +27,10 @@ from app.videos.repository import ACTIVE
 def check_models(registry: ProviderRegistry, models: list[str] | None) -> None:
     unknown = [m for m in models or [] if m not in registry.names()]
     if unknown:
+        hints = "".join(f" {h}" for h in map(enable_hint, unknown) if h)  # a known vendor that is off
         raise InvalidRequest(
-            f"Unknown model(s): {', '.join(unknown)}. Available models: {', '.join(registry.names()) or '(none)'}.",
+            f"Unknown model(s): {', '.join(unknown)}. Available models: {', '.join(registry.names()) or '(none)'}."
+            + hints,
             param="models",
             code="model_not_found",
         )

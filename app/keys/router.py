@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.deps import ApiKeyDep, GatewayDep
-from app.videos.service import available_models
+from app.providers.registry import enable_hint
+from app.videos.service import available_models, unknown_model_message
 
 router = APIRouter(prefix="/v1", tags=["models"])
 
@@ -28,5 +29,8 @@ async def get_model(model_id: str, gw: GatewayDep, key: ApiKeyDep) -> dict[str, 
     from app.errors import NotFound
 
     if model_id not in available_models(gw, key):
-        raise NotFound(f"The model '{model_id}' does not exist.", param="model", code="model_not_found")
+        message = f"The model '{model_id}' does not exist."
+        if gw.registry.resolve(model_id) is None and enable_hint(model_id) is not None:
+            message = unknown_model_message(gw, key, model_id)  # say how to enable its vendor, as create does
+        raise NotFound(message, param="model", code="model_not_found")
     return _model(gw, model_id)

@@ -7,16 +7,32 @@ into place atomically, so a failed render never leaves a half-written ``out``.
 
 Used by the offline ``sandbox`` provider (render/edit/extend) and for asset
 derivation (probe, first/last frame, thumbnail, spritesheet).
+
+Text: labels and timecodes use Pillow's built-in font. A prompt with characters that font lacks (Chinese,
+Japanese, Korean — every seed relay document uses Chinese prompts) is drawn with a CJK font found on
+the machine: known Debian/Fedora/macOS/Windows paths first, then whatever ``fc-list :lang=zh`` lists.
+No font is bundled and no PyPI font package is used: the maintained CJK fonts are 5-20 MB (Noto Sans
+CJK far more), a subset cannot cover arbitrary prompts, and the PyPI packages that carry one are
+small projects' side artefacts; a system package (``fonts-wqy-microhei``, 1.6 MB, in the Docker image
+and installed by CI) is the sound dependency. Without one the prompt renders as boxes and a warning
+is logged once, saying what to install.
+
+Derived clips (remix, extend) must not show their source's overlay: the sandbox knows which rows of
+its own clips carry no overlay (``clean_rows``) and derived renders start from those rows only.
 """
 
 from __future__ import annotations
 
 import colorsys
 import contextlib
+import functools
 import hashlib
 import io
+import logging
 import math
 import os
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,9 +44,13 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+log = logging.getLogger("vidgate.media")
+
 __all__ = [
     "MediaError",
     "VideoInfo",
+    "cjk_font_path",
+    "clean_rows",
     "edit_video",
     "extend_video",
     "frame_png",
@@ -40,6 +60,7 @@ __all__ = [
     "probe_video",
     "render_video",
     "sniff_image",
+    "text_font",
 ]
 
 MIN_SIDE = 16
@@ -118,11 +139,91 @@ def _cover(img: Image.Image, width: int, height: int) -> Image.Image:
 # --------------------------------------------------------------------------- drawing
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+# Fonts with CJK glyphs, best first: Debian/Ubuntu (fonts-noto-cjk, fonts-wqy-microhei, fonts-wqy-zenhei,
+# fonts-droid-fallback, fonts-arphic-uming), Fedora, macOS, Windows. fontconfig finds any other.
+_CJK_FONTS = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/wqy-microhei/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+    "/usr/share/fonts/truetype/arphic/uming.ttc",
+    "/System/Library/Fonts/PingFang.ttc",
+    "/System/Library/Fonts/Hiragino Sans GB.ttc",
+    "C:/Windows/Fonts/msyh.ttc",
+)
+_NOTDEF = "\U0010fffd"  # a private-use code point no font has: draws the font's "missing glyph" box
+_CJK_PROBE = "猫狗山水"
+
+
+def _font(size: int) -> Font:
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError, ImportError):  # Pillow without FreeType: fixed bitmap font
         return ImageFont.load_default()
+
+
+def _fontconfig_cjk() -> list[str]:
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return []
+    try:
+        out = subprocess.run(
+            [fc_list, ":lang=zh", "file"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return sorted(line.split(":")[0].strip() for line in out.splitlines() if line.strip())
+
+
+@functools.cache
+def cjk_font_path() -> str | None:
+    """A font file on this machine that draws Chinese (and Japanese/Korean) text, or ``None``."""
+    for path in dict.fromkeys([*_CJK_FONTS, *_fontconfig_cjk()]):
+        if not os.path.isfile(path):
+            continue
+        try:
+            font = ImageFont.truetype(path, 16)
+        except OSError:
+            continue
+        if not _missing(font, _CJK_PROBE) and len({_glyph(font, ch) for ch in _CJK_PROBE}) == len(_CJK_PROBE):
+            return path
+    return None
+
+
+def _glyph(font: Font, ch: str) -> tuple[tuple[int, int], bytes]:
+    mask = font.getmask(ch)
+    return mask.size, bytes(mask)
+
+
+def _missing(font: Font, text: str) -> bool:
+    """True when ``font`` would draw some character of ``text`` as its missing-glyph box ("tofu")."""
+    notdef = _glyph(font, _NOTDEF)
+    return any(_glyph(font, ch) == notdef for ch in set(text) if not ch.isspace())
+
+
+def text_font(size: int, text: str) -> Font:
+    """The font to draw ``text`` (a prompt) in: Pillow's default font, unless it lacks glyphs that
+    a CJK font on this machine has (Chinese prompts would otherwise render as boxes)."""
+    default = _font(size)
+    if not _missing(default, text):
+        return default
+    path = cjk_font_path()
+    if path is None:
+        _warn_no_cjk_font()
+        return default
+    return ImageFont.truetype(path, size)
+
+
+@functools.cache  # once per process
+def _warn_no_cjk_font() -> None:
+    log.warning(
+        "the sandbox found no font with CJK glyphs, so Chinese prompts render as boxes; install one "
+        "(Debian/Ubuntu: apt-get install fonts-wqy-microhei, or any font fontconfig lists for :lang=zh)"
+    )
 
 
 class _Patch:
@@ -248,14 +349,14 @@ class _Decor:
         self.pad = max(3, self.fs // 2)
         self.bar_h = max(2, height // 90)
         self.accent = np.array(accent, dtype=np.uint8)
-        font = _font(self.fs)
+        text = " ".join(prompt.split())
+        font = text_font(self.fs, text[:4000])
         small = _font(self.small)
         self.small_font = small
 
         # Prompt band (bottom).
         self.band: _Patch | None = None
         self.band_top = height
-        text = " ".join(prompt.split())
         if text:
             asc, desc = font.getmetrics()
             line_h = round((asc + desc) * 1.12)
@@ -314,6 +415,26 @@ class _Decor:
             filled = max(1, round(self.width * (index + 1) / count))
             frame[: self.bar_h, :filled] = self.accent
             frame[: self.bar_h, filled:] //= 2
+
+
+Rows = tuple[int, int]
+
+
+def clean_rows(width: int, height: int, prompt: str, label: str | None = None) -> Rows:
+    """Rows ``[top, bottom)`` of a frame this module renders that no overlay touches: below the
+    progress bar, label and timecode, above the prompt band."""
+    decor = _Decor(width, height, prompt, label)
+    return decor.tc_top + decor.pill_h, decor.band_top
+
+
+def _crop_rows(img: Image.Image, rows: Rows | None) -> Image.Image:
+    """Only ``rows`` of ``img`` (e.g. the overlay-free part of a sandbox frame); all of it when unusable."""
+    if rows is None:
+        return img
+    top, bottom = max(0, int(rows[0])), min(img.height, int(rows[1]))
+    if bottom - top < max(2, img.height // 8):
+        return img
+    return img.crop((0, top, img.width, bottom))
 
 
 # --------------------------------------------------------------------------- encoding / decoding
@@ -629,9 +750,22 @@ def render_video(
     return probe_video(out)
 
 
-def edit_video(src: Path, out: Path, *, prompt: str, fps: int | None = None) -> VideoInfo:
+def edit_video(
+    src: Path,
+    out: Path,
+    *,
+    prompt: str,
+    fps: int | None = None,
+    clean_rows: Rows | None = None,
+    label: str | None = None,
+) -> VideoInfo:
     """Re-encode ``src`` (same size and duration; same fps unless ``fps`` is given) with ``prompt``
-    overlaid on every frame."""
+    overlaid on every frame.
+
+    ``clean_rows``: ``src`` is a clip of ours and these rows carry no overlay; every frame is cut to
+    them (scaled back to cover the frame) and gets a fresh label, timecode and progress bar, so the
+    source's overlay never shows through. Without it only the prompt band is drawn, nearly opaque.
+    """
     if fps is not None and (not isinstance(fps, int) or not 1 <= fps <= MAX_FPS):
         raise ValueError(f"fps must be an integer in [1, {MAX_FPS}], got {fps!r}")
     src, out = Path(src), Path(out)
@@ -639,6 +773,17 @@ def edit_video(src: Path, out: Path, *, prompt: str, fps: int | None = None) -> 
     if fps is not None:
         rate = Fraction(fps)
     total = max(1, round(info.seconds * rate)) if fps is not None or not info.frames else info.frames
+    if clean_rows is not None:
+        decor = _Decor(width, height, prompt, label, _palette(0, prompt)["accent"])
+        decor.timecode_for(total)
+        with _Encoder(out, width, height, rate) as enc:
+            for i, rgb in enumerate(_cfr_rgb(src, rate, total, width, height)):
+                frame = np.array(_cover(_crop_rows(Image.fromarray(rgb), clean_rows), width, height))
+                if decor.band is not None:
+                    decor.band.apply(frame)
+                decor.draw_dynamic(frame, i, total, float(i / rate))
+                enc.write(frame)
+        return probe_video(out)
     # Nearly opaque band so a band already burnt into the source (e.g. a sandbox clip) barely shows.
     decor = _Decor(width, height, prompt, None, band_alpha=_EDIT_BAND_ALPHA)
     with _Encoder(out, width, height, rate) as enc:
@@ -654,8 +799,12 @@ def edit_video(src: Path, out: Path, *, prompt: str, fps: int | None = None) -> 
     return probe_video(out)
 
 
-def extend_video(src: Path, out: Path, *, seconds: int, prompt: str) -> VideoInfo:
-    """All of ``src``'s frames, then a ``seconds``-long segment animating from its last frame."""
+def extend_video(src: Path, out: Path, *, seconds: int, prompt: str, clean_rows: Rows | None = None) -> VideoInfo:
+    """All of ``src``'s frames, then a ``seconds``-long segment animating from its last frame.
+
+    ``clean_rows``: ``src`` is a clip of ours and these rows carry no overlay; the segment animates
+    from that part of the last frame only, so the source's caption, label and timecode stay out of it.
+    """
     if not isinstance(seconds, int) or not 1 <= seconds <= MAX_SECONDS:
         raise ValueError(f"seconds must be an integer in [1, {MAX_SECONDS}], got {seconds!r}")
     src, out = Path(src), Path(out)
@@ -672,6 +821,9 @@ def extend_video(src: Path, out: Path, *, seconds: int, prompt: str) -> VideoInf
             last = rgb
         assert last is not None  # _cfr_rgb raises on an empty source
         img = Image.fromarray(last)
+        if clean_rows is not None:
+            img = _crop_rows(img, clean_rows)
+            last = np.array(_cover(img, width, height))
         for frame in _animate_from(
             img,
             last,
@@ -752,8 +904,8 @@ def _last_frame(path: Path) -> Image.Image:
         return last.to_image()
 
 
-def frame_png(path: Path, *, which: Literal["first", "last"] = "first") -> bytes:
-    """The first or last frame of a video as PNG bytes."""
+def frame_png(path: Path, *, which: Literal["first", "last"] = "first", rows: Rows | None = None) -> bytes:
+    """The first or last frame of a video as PNG bytes; only ``rows`` ``[top, bottom)`` of it when given."""
     path = Path(path)
     if which == "first":
         with _open_video(path) as (container, stream):
@@ -766,6 +918,7 @@ def frame_png(path: Path, *, which: Literal["first", "last"] = "first") -> bytes
         img = _last_frame(path)
     else:
         raise ValueError(f"which must be 'first' or 'last', got {which!r}")
+    img = _crop_rows(img, rows)
     buf = io.BytesIO()
     img.save(buf, format="PNG", compress_level=3)
     return buf.getvalue()

@@ -139,7 +139,9 @@ class ModelCaps:
         return f"any whole number from {lo} to {hi}"
 
     # -- resolution
-    def resolve_seconds(self, requested: int | None, policy: Policy) -> int:
+    def resolve_seconds(self, requested: int | None, policy: Policy, *, model: str | None = None) -> int:
+        """`model`: the name the client sent (an alias), for error messages; default `self.name`."""
+        model = model or self.name
         if requested is None:
             return self.default_seconds
         if self.seconds:
@@ -147,7 +149,7 @@ class ModelCaps:
                 return requested
             if policy == "strict":
                 raise CapabilityError(
-                    f"Model '{self.name}' cannot make a {requested}-second video; "
+                    f"Model '{model}' cannot make a {requested}-second video; "
                     f"supported seconds: {self.seconds_text()}.",
                     param="seconds",
                 )
@@ -157,30 +159,31 @@ class ModelCaps:
             return requested
         if policy == "strict":
             raise CapabilityError(
-                f"Model '{self.name}' cannot make a {requested}-second video; "
-                f"supported seconds: {self.seconds_text()}.",
+                f"Model '{model}' cannot make a {requested}-second video; supported seconds: {self.seconds_text()}.",
                 param="seconds",
             )
         return max(lo, min(hi, requested))
 
-    def resolve_size(self, spec: SizeSpec | None, policy: Policy) -> tuple[int, int]:
+    def resolve_size(self, spec: SizeSpec | None, policy: Policy, *, model: str | None = None) -> tuple[int, int]:
+        """`model`: the name the client sent (an alias), for error messages; default `self.name`."""
+        model = model or self.name
         if spec is None:
             if self.sizes and self.default_size not in self.sizes:
                 return self.sizes[0]
             return self.default_size
         if spec.exact:
             assert spec.width is not None and spec.height is not None
-            return self._resolve_exact(spec.width, spec.height, policy)
+            return self._resolve_exact(spec.width, spec.height, policy, model)
         assert spec.short_side is not None
-        return self._resolve_class(spec.short_side, policy)
+        return self._resolve_class(spec.short_side, policy, model)
 
-    def _resolve_exact(self, w: int, h: int, policy: Policy) -> tuple[int, int]:
+    def _resolve_exact(self, w: int, h: int, policy: Policy, model: str) -> tuple[int, int]:
         if self.sizes:
             if (w, h) in self.sizes:
                 return (w, h)
             if policy == "strict":
                 raise CapabilityError(
-                    f"Model '{self.name}' cannot make size {w}x{h}; supported sizes: {self.sizes_text()}.",
+                    f"Model '{model}' cannot make size {w}x{h}; supported sizes: {self.sizes_text()}.",
                     param="size",
                 )
             return nearest_size(self.sizes, w, h)
@@ -190,7 +193,7 @@ class ModelCaps:
             return (w, h)
         if policy == "strict":
             raise CapabilityError(
-                f"Model '{self.name}' cannot make size {w}x{h}; supported sizes: {self.sizes_text()}.",
+                f"Model '{model}' cannot make size {w}x{h}; supported sizes: {self.sizes_text()}.",
                 param="size",
             )
         scale = min(1.0, hi / max(w, h))
@@ -198,7 +201,7 @@ class ModelCaps:
         nw, nh = (round(w * scale / 2) * 2, round(h * scale / 2) * 2)
         return (max(lo, min(hi, nw)), max(lo, min(hi, nh)))
 
-    def _resolve_class(self, short: int, policy: Policy) -> tuple[int, int]:
+    def _resolve_class(self, short: int, policy: Policy, model: str) -> tuple[int, int]:
         """A bare class ("720P") keeps the default orientation at that resolution."""
         dw, dh = self.default_size
         portrait = dh > dw
@@ -209,14 +212,14 @@ class ModelCaps:
                 return (oriented or same)[0]
             if policy == "strict":
                 raise CapabilityError(
-                    f"Model '{self.name}' has no {short}p output; supported sizes: {self.sizes_text()}.",
+                    f"Model '{model}' has no {short}p output; supported sizes: {self.sizes_text()}.",
                     param="size",
                 )
             best = min(self.sizes, key=lambda s: abs(min(s) - short))
-            return self._resolve_class(min(best), policy)
+            return self._resolve_class(min(best), policy, model)
         long = round(short * 16 / 9 / 2) * 2
         w, h = (short, long) if portrait else (long, short)
-        return self._resolve_exact(w, h, policy)
+        return self._resolve_exact(w, h, policy, model)
 
 
 def nearest_size(sizes: tuple[tuple[int, int], ...], w: int, h: int) -> tuple[int, int]:

@@ -128,7 +128,8 @@ def req_key_for(model: str, *, image: bool, last_frame: bool) -> str:
             need = "needs both a first frame image and a last_frame"
         else:
             need = "needs an image"
-        raise Rejected(PROVIDER, f"Model '{model}' {need}.", vendor_code="unsupported_input")
+        # no model name: the client may have asked for it by an alias
+        raise Rejected(PROVIDER, f"This model {need}.", vendor_code="unsupported_input")
     return key
 
 

@@ -7,6 +7,7 @@ and the videos service orders them by health, priority and weight at submit time
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import logging
@@ -17,7 +18,13 @@ from typing import Any
 
 import httpx
 
-from app.channels.config import ChannelConfig, GatewayConfig, effective_config
+from app.channels.config import (
+    VENDOR_CREDENTIALS,
+    VENDOR_SETTINGS_PREFIX,
+    ChannelConfig,
+    GatewayConfig,
+    effective_config,
+)
 from app.config import Settings
 from app.providers.base import VideoProvider
 from app.providers.capabilities import ModelCaps
@@ -34,6 +41,45 @@ VENDOR_CLASSES: dict[str, tuple[str, str]] = {
     "jimeng": ("app.providers.jimeng", "JimengProvider"),
     "vidu": ("app.providers.vidu", "ViduProvider"),
 }
+
+# how error messages and hints name each vendor
+VENDOR_TITLES: dict[str, str] = {
+    "sandbox": "built-in sandbox",
+    "openai_compat": "OpenAI-compatible",
+    "wanxiang": "Aliyun Wanxiang",
+    "kling": "Kling",
+    "jimeng": "Jimeng (Volcengine)",
+    "vidu": "Vidu",
+}
+
+
+@functools.cache
+def declared_models() -> dict[str, str]:
+    """Every model name some vendor module declares (its `MODELS` table) -> that vendor."""
+    owners: dict[str, str] = {caps.name: "sandbox" for caps in SANDBOX_MODELS}
+    for vendor, (module_name, _) in VENDOR_CLASSES.items():
+        for caps in importlib.import_module(module_name).MODELS:
+            owners.setdefault(caps.name, vendor)
+    return owners
+
+
+def enable_hint(model: str) -> str | None:
+    """For a model a known vendor declares: which settings enable that vendor. `None` for unknown models.
+
+    The text is the same whether or not that vendor is configured (with other models), so a client
+    learns nothing about the gateway's channels from it.
+    """
+    vendor = declared_models().get(model)
+    if vendor is None:
+        return None
+    title = VENDOR_TITLES.get(vendor, vendor)
+    if vendor == "sandbox":
+        how = "set VIDGATE_SANDBOX_ENABLED=true (or sandbox: true in VIDGATE_CONFIG)"
+    else:
+        prefix = VENDOR_SETTINGS_PREFIX[vendor]
+        names = " and ".join(f"VIDGATE_{prefix}_{cred}".upper() for cred in VENDOR_CREDENTIALS[vendor])
+        how = f"set {names} (or add a channel with vendor: {vendor} serving it to VIDGATE_CONFIG)"
+    return f"Model '{model}' is served by the {title} vendor, which is not enabled for it on this gateway: {how}."
 
 
 def fingerprint(vendor: str, base_url: str | None, credentials: dict[str, str]) -> str:

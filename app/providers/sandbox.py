@@ -7,6 +7,11 @@ Everything needed to finish a task after a restart lives in the task's `meta` an
 
 Client knobs in `metadata`: `sandbox_latency_ms` (generation time), `sandbox_fail` (the task ends
 `failed` with that error code).
+
+Every clip carries a caption, a label and a timecode burned into its frames. A remix, edit or extension
+of a sandbox clip must show its own overlay only, so each task's `meta` records `clean_rows`, the rows
+of its frames no overlay touches; a derived task copies its source's as `source_clean_rows` and renders
+from that part of the source's frames only (see `render.clean_rows`).
 """
 
 from __future__ import annotations
@@ -58,6 +63,44 @@ def _int(value: Any, default: int) -> int:
         return default
 
 
+def _drawn_prompt(meta: dict[str, Any]) -> str:
+    prompt = str(meta.get("prompt") or "")
+    if meta.get("characters"):
+        prompt = f"{prompt}  [with {', '.join(meta['characters'])}]"
+    return prompt
+
+
+def _label(op: str) -> str:
+    return f"vidgate sandbox · {op}"
+
+
+def _rows(value: Any) -> tuple[int, int] | None:
+    try:
+        top, bottom = (int(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return (top, bottom)
+
+
+def _own_clean_rows(meta: dict[str, Any]) -> list[int]:
+    """The overlay-free rows of the clip `meta` describes, as this renderer lays its overlay out."""
+    top, bottom = render.clean_rows(
+        int(meta["width"]), int(meta["height"]), _drawn_prompt(meta), _label(str(meta.get("operation")))
+    )
+    return [top, bottom]
+
+
+def _clean_rows_of(source_meta: dict[str, Any]) -> list[int] | None:
+    """A source task's overlay-free rows: recorded at its submission, else laid out again from its meta."""
+    rows = _rows(source_meta.get("clean_rows"))
+    if rows is not None:
+        return list(rows)
+    try:
+        return _own_clean_rows(source_meta)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 class SandboxProvider:
     name = NAME
 
@@ -97,11 +140,20 @@ class SandboxProvider:
                 raise Rejected(NAME, "The sandbox needs the reference image's bytes.", vendor_code="image_missing")
             (self.work_dir / f"{task_id}.img").write_bytes(req.image.data)
             meta["image"] = True
+        source_rows: list[int] | None = None
         if req.operation in ("remix", "edit", "extend"):
             if req.source_video is None or not req.source_video.is_file():
                 raise Rejected(NAME, "The source video is not available.", vendor_code="source_missing")
             await asyncio.to_thread(shutil.copyfile, req.source_video, self.work_dir / f"{task_id}.src.mp4")
             meta["source_seconds"] = req.source_seconds
+            if req.source is not None and req.source.provider == NAME:
+                source_rows = await asyncio.to_thread(_clean_rows_of, req.source.meta)
+                meta["source_clean_rows"] = source_rows
+        rows = await asyncio.to_thread(_own_clean_rows, meta)
+        if req.operation == "extend" and source_rows is not None:
+            # the extended clip starts with the source's frames: their overlay is there too
+            rows = [max(rows[0], source_rows[0]), min(rows[1], source_rows[1])]
+        meta["clean_rows"] = rows
         return VendorTask(provider=NAME, vendor_task_id=task_id, meta=meta)
 
     async def poll(self, task: VendorTask) -> TaskSnapshot:
@@ -148,23 +200,23 @@ class SandboxProvider:
     # -- internals
     def _render(self, task: VendorTask, out: Path) -> None:
         meta = task.meta
-        prompt = str(meta["prompt"])
-        if meta.get("characters"):
-            prompt = f"{prompt}  [with {', '.join(meta['characters'])}]"
+        prompt = _drawn_prompt(meta)
         src = self.work_dir / f"{task.vendor_task_id}.src.mp4"
         op = meta["operation"]
+        # the part of the source's frames without its overlay (None: not a sandbox clip, use it all)
+        rows = _rows(meta.get("source_clean_rows"))
         if op == "edit":
-            render.edit_video(src, out, prompt=prompt)
+            render.edit_video(src, out, prompt=prompt, clean_rows=rows, label=_label(op))
             return
         if op == "extend":
-            render.extend_video(src, out, seconds=int(meta["seconds"]), prompt=prompt)
+            render.extend_video(src, out, seconds=int(meta["seconds"]), prompt=prompt, clean_rows=rows)
             return
         first: bytes | None = None
         img = self.work_dir / f"{task.vendor_task_id}.img"
         if meta.get("image") and img.is_file():
             first = img.read_bytes()
         elif op == "remix" and src.is_file():
-            first = render.frame_png(src, which="first")
+            first = render.frame_png(src, which="first", rows=rows)
         render.render_video(
             out,
             width=int(meta["width"]),
@@ -174,7 +226,7 @@ class SandboxProvider:
             fps=int(meta.get("fps") or self.fps),
             first_frame=first,
             seed=int(meta.get("seed") or 0),
-            label=f"vidgate sandbox · {op}",
+            label=_label(op),
         )
 
     def _cleanup(self, task_id: str) -> None:

@@ -23,7 +23,7 @@ from app.media import render
 from app.observability.logs import redact
 from app.providers import base as pb
 from app.providers.capabilities import CapabilityError, ModelCaps, parse_seconds, parse_size
-from app.providers.registry import Route
+from app.providers.registry import Route, enable_hint
 from app.usage import service as usage
 from app.videos import repository as repo
 from app.videos.inputs import (
@@ -79,15 +79,19 @@ def available_models(gw: Gateway, key: ApiKey) -> list[str]:
     return [m for m in gw.registry.names() if key.may_use(m)]
 
 
+def unknown_model_message(gw: Gateway, key: ApiKey, model: str) -> str:
+    """Why `model` cannot be used: for a known vendor's model, which settings enable that vendor."""
+    names = ", ".join(available_models(gw, key)) or "(none)"
+    hint = enable_hint(model)
+    if hint is None:
+        return f"The model '{model}' does not exist or is not served by this gateway. Available models: {names}."
+    return f"{hint} Available models: {names}."
+
+
 def route_for(gw: Gateway, key: ApiKey, model: str) -> Route:
     route = gw.registry.resolve(model)
     if route is None:
-        names = ", ".join(available_models(gw, key)) or "(none)"
-        raise errors.InvalidRequest(
-            f"The model '{model}' does not exist or is not served by this gateway. Available models: {names}.",
-            param="model",
-            code="model_not_found",
-        )
+        raise errors.InvalidRequest(unknown_model_message(gw, key, model), param="model", code="model_not_found")
     if not key.may_use(model):
         names = ", ".join(available_models(gw, key)) or "(none)"
         raise errors.PermissionDenied(
@@ -103,19 +107,20 @@ def _policy(gw: Gateway, caps: ModelCaps) -> Any:
     return "strict" if caps.provider == "sandbox" else gw.settings.param_policy
 
 
-def _cap(fn: Any, *args: Any) -> Any:
+def _cap(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     except CapabilityError as exc:
         raise errors.InvalidRequest(exc.message, param=exc.param, code=exc.code) from None
 
 
-def resolve_size_seconds(gw: Gateway, caps: ModelCaps, size: str | None, seconds: Any) -> tuple[int, int, int]:
+def resolve_size_seconds(gw: Gateway, route: Route, size: str | None, seconds: Any) -> tuple[int, int, int]:
+    caps, model = route.caps, route.requested  # messages name what the client asked for, not an alias target
     spec = _cap(parse_size, size) if size else None
     secs = _cap(parse_seconds, seconds) if seconds is not None else None
     policy = _policy(gw, caps)
-    w, h = _cap(caps.resolve_size, spec, policy)
-    s = _cap(caps.resolve_seconds, secs, policy)
+    w, h = _cap(caps.resolve_size, spec, policy, model=model)
+    s = _cap(caps.resolve_seconds, secs, policy, model=model)
     return w, h, s
 
 
@@ -221,7 +226,7 @@ def _new_row(key: ApiKey, route: Route, *, prompt: str, w: int, h: int, seconds:
 async def draft_create(gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody) -> Draft:
     f = common_fields(body)
     route = route_for(gw, key, f.model or DEFAULT_MODEL)
-    w, h, s = resolve_size_seconds(gw, route.caps, f.size, f.seconds)
+    w, h, s = resolve_size_seconds(gw, route, f.size, f.seconds)
     row = _new_row(key, route, prompt=f.prompt, w=w, h=h, seconds=s, op="create")
     draft = Draft(row)
     await _images(gw, route, f, draft)
@@ -315,7 +320,12 @@ async def draft_extend(gw: Gateway, session: AsyncSession, key: ApiKey, body: Pa
             param="seconds",
             code="missing_required_parameter",
         )
-    segment = _cap(route.caps.resolve_seconds, _cap(parse_seconds, f.seconds), _policy(gw, route.caps))
+    segment = _cap(
+        route.caps.resolve_seconds,
+        _cap(parse_seconds, f.seconds),
+        _policy(gw, route.caps),
+        model=route.requested,
+    )
     total = src_secs + segment
     if total > route.caps.max_total_seconds:
         raise errors.InvalidRequest(
