@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.context import Gateway
@@ -26,11 +27,17 @@ async def get_gateway(request: Request) -> Gateway:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def authenticate(request: Request, session: SessionDep) -> ApiKey:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+# Declares the API key in /openapi.json (so "Authorize" in /docs works); the errors stay ours (auto_error off)
+api_key_scheme = HTTPBearer(scheme_name="ApiKeyAuth", description="An API key: `Bearer sk-...`.", auto_error=False)
+
+
+async def authenticate(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(api_key_scheme)],
+) -> ApiKey:
+    token = credentials.credentials.strip() if credentials is not None else ""
+    if not token:
         raise AuthenticationFailed(
             "You didn't provide an API key. Send it in the Authorization header as 'Bearer YOUR_KEY'."
         )

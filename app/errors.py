@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("vidgate.errors")
@@ -101,6 +102,19 @@ class UpstreamUnavailable(GatewayError):
     status_code = 503
     type = "server_error"
     code = "upstream_unavailable"
+
+
+class Error(BaseModel):
+    """The body of every error (documentation of `GatewayError.body()`, as in OpenAI's spec)."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    error: Error
 
 
 def error_response(exc: GatewayError) -> JSONResponse:

@@ -16,6 +16,7 @@ from app.channels import service as channels
 from app.config import Settings
 from app.context import Gateway
 from app.db import create_engine, create_sessionmaker
+from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.keys import service as keys
 from app.keys.limits import build_rate_limiter
@@ -120,8 +121,11 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
         version="0.1.0",
         description="OpenAI-compatible video generation gateway (`/v1/videos`).",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs from local files, not a CDN
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(videos_router)
     app.include_router(models_router)
     app.include_router(files_router)

@@ -5,21 +5,27 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.context import Gateway
 from app.deps import get_gateway
 from app.errors import AuthenticationFailed, PermissionDenied
 
+admin_scheme = HTTPBearer(scheme_name="AdminToken", description="`Bearer <VIDGATE_ADMIN_TOKEN>`.", auto_error=False)
 
-def require_admin(request: Request, gw: Annotated[Gateway, Depends(get_gateway)]) -> None:
+
+def require_admin(
+    gw: Annotated[Gateway, Depends(get_gateway)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(admin_scheme)],
+) -> None:
     token = gw.settings.admin_token.get_secret_value() if gw.settings.admin_token else ""
     if not token:
         raise PermissionDenied(
             "The admin API is disabled: set VIDGATE_ADMIN_TOKEN to enable it.", code="admin_disabled"
         )
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    given = credentials.credentials.strip() if credentials is not None else ""
+    if not hmac.compare_digest(given.encode(), token.encode()):
         raise AuthenticationFailed("Invalid admin token.", code="invalid_admin_token")
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.db import now
 from app.keys.models import ApiKey
 from app.videos.models import Video
-from app.videos.schemas import video_object
+from app.videos.schemas import VideoError, video_object
 
 INT32 = 2**31 - 1  # the limit columns are INTEGER on PostgreSQL
 
@@ -221,11 +221,6 @@ class ChannelList(BaseModel):
 
 
 # -- tasks -----------------------------------------------------------------------------------------
-
-
-class VideoError(BaseModel):
-    code: str
-    message: str
 
 
 class TaskOut(BaseModel):

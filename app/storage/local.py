@@ -11,14 +11,29 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from app.storage.base import StorageError
+from app.storage.ranges import RangeNotSatisfiable, not_satisfiable_response, parse_ranges
 
 
 class _BigChunkFileResponse(FileResponse):
     # 1 MiB reads instead of 64 KiB: each read is a thread hop, and at 64 KiB they cap throughput
     # (bench/p2_content.py: ~3x faster, memory still bounded)
     chunk_size = 1024 * 1024
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        # the ranges module decides, as for S3 (Starlette answers a plain-text 400 to a malformed header);
+        # Starlette wants end-exclusive pairs, and an empty list means "send the whole file"
+        spans = parse_ranges(http_range, file_size)
+        return [(first, last + 1) for first, last in spans or ()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except RangeNotSatisfiable as exc:  # raised while parsing the header, before anything was sent
+            await not_satisfiable_response(exc.size)(scope, receive, send)
 
 
 class LocalStorage:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import mimetypes
-import re
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import AsyncExitStack, contextmanager
@@ -26,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from app.storage.base import StorageError
+from app.storage.ranges import RangeNotSatisfiable, not_satisfiable_response, parse_ranges
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -38,11 +38,6 @@ MIN_PART_SIZE = 5 * MiB  # S3's floor for every multipart part but the last
 READ_CHUNK = 1 * MiB  # downloads and served bodies are relayed in pieces of this size
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404"})
-_RANGE = re.compile(r"bytes=\s*(\d*)\s*-\s*(\d*)\s*")
-
-
-class RangeNotSatisfiable(Exception):
-    pass
 
 
 def content_disposition(disposition: str, filename: str) -> str:
@@ -56,26 +51,10 @@ def content_disposition(disposition: str, filename: str) -> str:
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     """The single range a `Range` header asks for, as inclusive (first, last); None means the whole object.
 
-    Multi-range and malformed headers are ignored (RFC 9110 §14.2 lets a server answer 200 to those);
-    a well-formed range that misses the object raises RangeNotSatisfiable (416)."""
-    m = _RANGE.fullmatch(header or "")
-    if m is None:
-        return None
-    first, last = m.groups()
-    if not first and not last:
-        return None
-    if not first:  # suffix: the last n bytes
-        n = int(last)
-        if n == 0 or size == 0:
-            raise RangeNotSatisfiable
-        return max(0, size - n), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
-    if last and end < start:
-        return None
-    if start >= size:
-        raise RangeNotSatisfiable
-    return start, min(end, size - 1)
+    Decided by `app.storage.ranges` (ignored when malformed, RangeNotSatisfiable when it misses the
+    object); a set of several ranges is answered with the whole object too (RFC 9110 §14.2 allows it)."""
+    spans = parse_ranges(header, size)
+    return spans[0] if spans is not None and len(spans) == 1 else None
 
 
 class S3Storage:
@@ -361,8 +340,7 @@ class S3Storage:
         try:
             span = byte_range(range_header, size)
         except RangeNotSatisfiable:
-            headers["content-range"] = f"bytes */{size}"
-            return Response(status_code=416, headers=headers)
+            return not_satisfiable_response(size)
         status = 200
         headers["content-length"] = str(size)
         if span is not None:

@@ -1,9 +1,43 @@
 """Request-body documentation for the routes that parse their bodies themselves (multipart with bracket
-fields, or JSON), so `/openapi.json` and `/docs` describe what clients really send."""
+fields, or JSON), so `/openapi.json` and `/docs` describe what clients really send; and the responses of
+the routes that build their bodies as dicts (`response_model=None`: no validation on the hot paths), by
+the models of `app.videos.schemas`. Error responses are added to every operation by `app.docs`."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from fastapi.responses import Response
+
+from app.videos import schemas
+
+
+def _returns(model: type, description: str) -> dict[str, Any]:
+    return {"response_model": None, "responses": {200: {"model": model, "description": description}}}
+
+
+VIDEO = _returns(schemas.VideoResource, "The video job (`openai-poll-after-ms` is set while it is unfinished).")
+VIDEO_LIST = _returns(schemas.VideoListResource, "A page of the key owner's videos.")
+DELETED = _returns(schemas.DeletedVideoResource, "The video and its assets are gone.")
+CHARACTER_OBJ = _returns(schemas.VideoCharacterResource, "The character.")
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+CONTENT: dict[str, Any] = {
+    "response_class": Response,  # no JSON 200 beside the media types
+    "responses": {
+        200: {
+            "description": "The MP4, or the thumbnail (WebP) or spritesheet (JPEG) `variant`.",
+            "content": {"video/mp4": _BINARY, "image/webp": _BINARY, "image/jpeg": _BINARY},
+        },
+        206: {
+            "description": "The byte range asked for with `Range` (a malformed `Range` is ignored).",
+            "content": {"video/mp4": _BINARY, "image/webp": _BINARY, "image/jpeg": _BINARY},
+        },
+        416: {
+            "description": "No requested range is satisfiable (`Content-Range: bytes */<size>`).",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+        },
+    },
+}
 
 _IMAGE_REF = {
     "type": "object",

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from app.errors import InvalidRequest, PayloadTooLarge
@@ -138,8 +139,9 @@ async def parse_body(request: Request, *, max_part_bytes: int, max_files: int = 
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         try:
             form = await request.form(max_files=max_files, max_fields=1000, max_part_size=max_part_bytes)
-        except MultiPartException as exc:
-            raise InvalidRequest(f"Malformed multipart body: {exc.message}", code="invalid_body") from None
+        except (MultiPartException, HTTPException) as exc:  # Starlette turns the first into the second in an app
+            detail = exc.message if isinstance(exc, MultiPartException) else exc.detail
+            raise InvalidRequest(f"Malformed multipart body: {detail}", code="invalid_multipart") from None
         pairs: list[tuple[str, Any]] = []
         files: dict[str, Upload] = {}
         for name, value in form.multi_items():

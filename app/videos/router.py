@@ -45,14 +45,14 @@ async def _submit(gw: Any, session: AsyncSession, key: ApiKey, draft: service.Dr
     return await submission.submit_draft(gw, key, draft)
 
 
-@router.post("/videos", summary="Create a video", openapi_extra=openapi.CREATE)
+@router.post("/videos", summary="Create a video", openapi_extra=openapi.CREATE, **openapi.VIDEO)
 async def create_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
     draft = await service.draft_create(gw, session, key, await _body(gw, request))
     row = await _submit(gw, session, key, draft)
     return _with_poll_header(gw, request, row)
 
 
-@router.get("/videos", summary="List videos")
+@router.get("/videos", summary="List videos", **openapi.VIDEO_LIST)
 async def list_videos(
     request: Request,
     gw: GatewayDep,
@@ -79,43 +79,50 @@ async def list_videos(
     return schemas.list_object([_video(gw, request, r) for r in rows], has_more=more)
 
 
-@router.post("/videos/edits", summary="Edit a video", openapi_extra=openapi.EDIT)
+@router.post("/videos/edits", summary="Edit a video", openapi_extra=openapi.EDIT, **openapi.VIDEO)
 async def edit_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
     draft = await service.draft_edit(gw, session, key, await _body(gw, request))
     return _with_poll_header(gw, request, await _submit(gw, session, key, draft))
 
 
-@router.post("/videos/extensions", summary="Extend a video", openapi_extra=openapi.EXTEND)
+@router.post("/videos/extensions", summary="Extend a video", openapi_extra=openapi.EXTEND, **openapi.VIDEO)
 async def extend_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
     draft = await service.draft_extend(gw, session, key, await _body(gw, request))
     return _with_poll_header(gw, request, await _submit(gw, session, key, draft))
 
 
-@router.post("/videos/characters", summary="Create a character", openapi_extra=openapi.CHARACTER)
+@router.post(
+    "/videos/characters", summary="Create a character", openapi_extra=openapi.CHARACTER, **openapi.CHARACTER_OBJ
+)
 async def create_character(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> dict[str, Any]:
     char = await service.create_character(gw, session, key, await _body(gw, request))
     return schemas.character_object(char)
 
 
-@router.get("/videos/characters/{character_id}", summary="Get a character")
+@router.get("/videos/characters/{character_id}", summary="Get a character", **openapi.CHARACTER_OBJ)
 async def get_character(character_id: str, session: SessionDep, key: ApiKeyDep) -> dict[str, Any]:
     return schemas.character_object(await service.get_character(session, key, character_id))
 
 
-@router.get("/videos/{video_id}", summary="Retrieve a video")
+@router.get("/videos/{video_id}", summary="Retrieve a video", **openapi.VIDEO)
 async def retrieve_video(
     video_id: str, request: Request, gw: GatewayDep, session: SessionDep, key: ApiKeyDep
 ) -> JSONResponse:
     return _with_poll_header(gw, request, await service.get_video(session, key, video_id))
 
 
-@router.delete("/videos/{video_id}", summary="Delete a video")
+@router.delete("/videos/{video_id}", summary="Delete a video", **openapi.DELETED)
 async def delete_video(video_id: str, gw: GatewayDep, session: SessionDep, key: ApiKeyDep) -> dict[str, Any]:
     await service.delete_video(gw, session, key, video_id)
     return schemas.deleted_object(video_id)
 
 
-@router.get("/videos/{video_id}/content", summary="Download video content", operation_id="RetrieveVideoContent")
+@router.get(
+    "/videos/{video_id}/content",
+    summary="Download video content",
+    operation_id="RetrieveVideoContent",
+    **openapi.CONTENT,
+)
 @router.head("/videos/{video_id}/content", include_in_schema=False)
 async def video_content(
     video_id: str,
@@ -130,7 +137,7 @@ async def video_content(
     return await gw.storage.serve(storage_key, request, media_type=media_type, filename=filename)
 
 
-@router.post("/videos/{video_id}/remix", summary="Remix a video", openapi_extra=openapi.REMIX)
+@router.post("/videos/{video_id}/remix", summary="Remix a video", openapi_extra=openapi.REMIX, **openapi.VIDEO)
 async def remix_video(
     video_id: str, request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep
 ) -> JSONResponse:

@@ -1,8 +1,13 @@
-"""The wire shapes: OpenAI's Video object (13 keys, plus the seeds' `quality` and `url`), lists, deletes."""
+"""The wire shapes: OpenAI's Video object (13 keys, plus the seeds' `quality` and `url`), lists, deletes.
+
+The functions build the bodies (plain dicts: the hot paths skip model validation); the models below
+describe the same shapes in `/openapi.json`, after the `components.schemas` of OpenAI's spec."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
 
 from app.videos.models import Character, Video
 
@@ -48,3 +53,56 @@ def deleted_object(video_id: str) -> dict[str, Any]:
 
 def character_object(row: Character) -> dict[str, Any]:
     return {"id": row.id, "object": "video.character", "name": row.name, "created_at": int(row.created_at)}
+
+
+# -- documentation (`/openapi.json`); tests/docs/test_openapi.py checks real responses against them
+
+
+class VideoError(BaseModel):
+    """Why a generation failed."""
+
+    code: str = Field(description="A machine-readable error code, e.g. `moderation_blocked`.")
+    message: str
+
+
+class VideoResource(BaseModel):
+    """A video job: OpenAI's 13 keys (absent values are null), plus `quality` and, once completed, `url`."""
+
+    id: str = Field(examples=["video_123"])
+    object: Literal["video"]
+    model: str = Field(examples=["sora-2"])
+    status: Literal["queued", "in_progress", "completed", "failed"]
+    progress: int = Field(ge=0, le=100)
+    created_at: int
+    completed_at: int | None
+    expires_at: int | None
+    prompt: str | None
+    size: str = Field(examples=["1280x720"])
+    seconds: str = Field(examples=["4"])
+    remixed_from_video_id: str | None
+    error: VideoError | None
+    quality: str = Field(examples=["standard"])
+    url: str | None = Field(
+        None, description="Completed videos only: a signed, expiring link to the MP4 that needs no API key."
+    )
+
+
+class VideoListResource(BaseModel):
+    object: Literal["list"]
+    data: list[VideoResource]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+
+class DeletedVideoResource(BaseModel):
+    id: str
+    object: Literal["video.deleted"]
+    deleted: bool
+
+
+class VideoCharacterResource(BaseModel):
+    id: str
+    object: Literal["video.character"]
+    name: str
+    created_at: int

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from app.storage.base import StorageError
 from app.storage.s3 import S3Storage, byte_range
 from tests.storage.conftest import BUCKET, SECRET_KEY, make_storage
+from tests.videos.test_ranges import MALFORMED, UNSATISFIABLE
 
 MiB = 1024 * 1024
 
@@ -221,11 +222,22 @@ class TestServeStreamed:
         assert r.headers["content-range"] == f"bytes {first}-{last}/{len(DATA)}"
         assert r.headers["content-length"] == str(last - first + 1)
 
-    async def test_unsatisfiable_range_is_416(self, storage: S3Storage) -> None:
+    @pytest.mark.parametrize("template", UNSATISFIABLE)
+    async def test_unsatisfiable_range_is_416_envelope(self, storage: S3Storage, template: str) -> None:
+        size = len(DATA)
         async with client_for(storage) as c:
-            r = await c.get(f"/files/{KEY}", headers={"Range": f"bytes={len(DATA)}-"})
+            r = await c.get(f"/files/{KEY}", headers={"Range": template.format(size=size, over=size + 10)})
         assert r.status_code == 416
-        assert r.headers["content-range"] == f"bytes */{len(DATA)}"
+        assert r.headers["content-range"] == f"bytes */{size}"
+        assert r.headers["content-type"] == "application/json"
+        assert r.json()["error"]["code"] == "range_not_satisfiable"
+        assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+
+    async def test_malformed_range_is_ignored(self, storage: S3Storage) -> None:
+        async with client_for(storage) as c:
+            for header in MALFORMED:  # as on local disk (tests/videos/test_ranges.py)
+                r = await c.get(f"/files/{KEY}", headers={"Range": header})
+                assert (r.status_code, r.content) == (200, DATA), header
 
     async def test_stale_if_range_gets_whole_object(self, storage: S3Storage) -> None:
         async with client_for(storage) as c:
