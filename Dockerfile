@@ -8,13 +8,11 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 RUN pip install .
 
-# Runtime stage: the virtualenv, the migrations, a non-root user.
+# Runtime stage: the virtualenv (the migrations ship inside the package), a non-root user.
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 vidgate && mkdir -p /data && chown vidgate /data
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv/vidgate
-COPY alembic.ini ./
-COPY migrations ./migrations
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     VIDGATE_STORAGE_DIR=/data

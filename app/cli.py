@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from alembic.config import Config
-
 from app.config import Settings
+from app.migrations import alembic_config
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -25,28 +24,6 @@ if TYPE_CHECKING:
 cli = typer.Typer(help="vidgate: an OpenAI-compatible video generation gateway.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _project_root() -> Path:
-    """Where `migrations/` lives: beside the package in a checkout, else the working directory
-    (an installed package, e.g. the Docker image, which copies migrations/ to its WORKDIR)."""
-    for root in (ROOT, Path.cwd()):
-        if (root / "migrations" / "env.py").is_file():
-            return root
-    raise RuntimeError("cannot find the migrations/ directory (run from the project directory)")
-
-
-def alembic_config(settings: Settings) -> Config:
-    root = _project_root()
-    ini = root / "alembic.ini"
-    cfg = Config(str(ini)) if ini.is_file() else Config()
-    cfg.set_main_option("script_location", str(root / "migrations"))
-    cfg.attributes["url"] = settings.resolved_database_url
-    cfg.attributes["configure_logger"] = False
-    return cfg
-
 
 def _migrate(settings: Settings) -> None:
     from alembic import command

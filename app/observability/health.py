@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.cli import alembic_config
+from app.migrations import alembic_config
 from app.config import Settings
 from app.context import Gateway
 from app.errors import GatewayError, NotFound, UpstreamUnavailable, error_response
