@@ -174,8 +174,12 @@ def _existing_database(settings: Settings) -> None:
         return
     path = Path(url.database)
     if not path.is_file():
-        setting = "VIDGATE_DATABASE_URL" if settings.database_url else f"VIDGATE_STORAGE_DIR (now {path.parent})"
-        raise CliError(f"no database at {path}: set {setting} to the gateway's, or run `vidgate migrate` to create one")
+        where = (
+            "set VIDGATE_DATABASE_URL to the gateway's database"
+            if settings.database_url
+            else f"set VIDGATE_STORAGE_DIR (now {path.parent}) to the gateway's, or VIDGATE_DATABASE_URL"
+        )
+        raise CliError(f"no database at {path}: {where}; or run `vidgate migrate` to create one")
 
 
 def _sqlite_directory(settings: Settings) -> None:
@@ -796,12 +800,12 @@ def main(args: list[str] | None = None) -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":  # a group without a command: its help, exit 2
             exc.show()  # type: ignore[attr-defined]
             sys.exit(2)
-        if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
+        if not isinstance(exc, CliError) and isinstance(exc, _ClickException):
             # click's (or typer's vendored click's) usage errors: one line, and where to read more
             ctx = getattr(exc, "ctx", None)
             hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-            typer.echo(f"error: {_one_line(exc.format_message())}{hint}", err=True)
-            sys.exit(exc.exit_code)
+            typer.echo(f"error: {_one_line(exc.format_message())}{hint}", err=True)  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         if _state["debug"]:
             raise
         typer.echo(f"error: {explain(exc)}", err=True)
