@@ -124,7 +124,8 @@ def check_config(path: Path, env: Mapping[str, str] | None = None, *, sandbox_de
     out: list[str] = []
     _unknown_keys(raw, GatewayConfig, (), out)
     _unset_vars(raw, (), env, out)
-    channels = raw.get("channels") or []
+    filled = _fill_vars(raw, env)  # a variable set to "" is a blank credential, as the loader sees it
+    channels = filled.get("channels") or []
     if not isinstance(channels, list):
         out.append("channels: must be a list of channels")
         channels = []
@@ -133,7 +134,6 @@ def check_config(path: Path, env: Mapping[str, str] | None = None, *, sandbox_de
 
     # everything else (types, names, weights, duplicate names) as the loader validates it;
     # what was reported above is not repeated
-    filled = _fill_vars(raw, env)
     try:
         GatewayConfig.model_validate(filled)
     except ValidationError as exc:
@@ -146,10 +146,10 @@ def check_config(path: Path, env: Mapping[str, str] | None = None, *, sandbox_de
             out.append(f"{_where(err['loc'])}: {msg}")
 
     served = _served_models(channels)
-    sandbox = raw.get("sandbox")
+    sandbox = filled.get("sandbox")
     if served is not None and (sandbox if isinstance(sandbox, bool) else sandbox_default):
         served |= set(vendor_models("sandbox") or [])
-    aliases = raw.get("aliases") or {}
+    aliases = filled.get("aliases") or {}
     if served is not None and isinstance(aliases, dict):
         for alias, target in aliases.items():
             if isinstance(target, str) and target not in served:
