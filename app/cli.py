@@ -229,28 +229,42 @@ M = TypeVar("M", bound="BaseModel")
 # One vocabulary for the admin API and the CLI: each key field of app/admin/schemas.py is the option
 # `--<field with dashes>` (clearing it: `--clear-<field>`). The older short spellings still work, hidden.
 RpmOpt = Annotated[
-    int | None, typer.Option("--rpm-limit", min=0, help="Generations the key may start per minute (rpm_limit).")
+    int | None,
+    typer.Option("--rpm-limit", min=0, metavar="N", help="Generations the key may start per minute (rpm_limit)."),
 ]
 ConcurrentOpt = Annotated[
     int | None,
-    typer.Option("--max-concurrent", min=0, help="Unfinished videos the key may have at once (max_concurrent)."),
+    typer.Option(
+        "--max-concurrent", min=0, metavar="N", help="Unfinished videos the key may have at once (max_concurrent)."
+    ),
 ]
 QuotaOpt = Annotated[
-    float | None, typer.Option("--quota-credits", min=0, help="Credits the key may spend in total (quota_credits).")
+    float | None,
+    typer.Option(
+        "--quota-credits", min=0, metavar="CREDITS", help="Credits the key may spend in total (quota_credits)."
+    ),
 ]
 ExpiresOpt = Annotated[
     str | None,
     typer.Option(
         "--expires-at",
+        metavar="WHEN",
         help="When the key stops working (expires_at): ISO date/time (UTC unless given), unix seconds, or 30d/12h/90m.",
     ),
 ]
 IpOpt = Annotated[
     list[str] | None,
-    typer.Option("--ip-allowlist", help="Allowed client IP or CIDR network (ip_allowlist); repeat or comma-separate."),
+    typer.Option(
+        "--ip-allowlist",
+        metavar="IP",
+        help="Allowed client IP or CIDR network (ip_allowlist); repeat or comma-separate.",
+    ),
 ]
 ModelsOpt = Annotated[
-    str | None, typer.Option("--models", help="Comma-separated models the key may use (models; default: all).")
+    str | None,
+    typer.Option(
+        "--models", metavar="MODEL,...", help="Comma-separated models the key may use (models; default: all)."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab-separated text.")]
 
@@ -557,7 +571,7 @@ def keys_list(as_json: JsonOpt = False) -> None:
 
 @keys_cli.command("update", cls=KeyCommand)
 def keys_update(
-    ident: Annotated[str, typer.Argument(help="Key id, display prefix or name.")],
+    ident: Annotated[str, typer.Argument(metavar="KEY", help="Key id, display prefix or name.")],
     name: Annotated[str | None, typer.Option("--name", help="A new label (name).")] = None,
     models: ModelsOpt = None,
     rpm: RpmOpt = None,
@@ -615,7 +629,7 @@ def keys_update(
 
 
 @keys_cli.command("rotate")
-def keys_rotate(ident: Annotated[str, typer.Argument(help="Key id, display prefix or name.")]) -> None:
+def keys_rotate(ident: Annotated[str, typer.Argument(metavar="KEY", help="Key id, display prefix or name.")]) -> None:
     """A new secret for a key (same owner, limits, usage); the old one fails at once. Secret on the last line."""
     from app.admin import service as admin
 
@@ -634,7 +648,7 @@ def keys_rotate(ident: Annotated[str, typer.Argument(help="Key id, display prefi
 
 
 @keys_cli.command("revoke")
-def keys_revoke(ident: Annotated[str, typer.Argument(help="Key id, display prefix or name.")]) -> None:
+def keys_revoke(ident: Annotated[str, typer.Argument(metavar="KEY", help="Key id, display prefix or name.")]) -> None:
     """Revoke a key; requests with it get 401 at once."""
     from app.keys import service
 
