@@ -8,7 +8,7 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 RUN pip install .
 
-# Runtime stage: the virtualenv, the migrations, a non-root user.
+# Runtime stage: the virtualenv (the migrations ship inside the package), a non-root user.
 FROM python:3.11-slim
 # a CJK font (1.6 MB) so the sandbox draws Chinese prompts as text, not boxes
 RUN apt-get update && apt-get install -y --no-install-recommends fonts-wqy-microhei \
@@ -16,8 +16,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends fonts-wqy-micro
 RUN useradd --create-home --uid 10001 vidgate && mkdir -p /data && chown vidgate /data
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv/vidgate
-COPY alembic.ini ./
-COPY migrations ./migrations
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     VIDGATE_STORAGE_DIR=/data

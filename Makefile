@@ -9,37 +9,45 @@ DEV_KEY ?= sk-vg-dev-local-key
 
 .PHONY: run test test-sqlite test-postgres lint format bench clean
 
-$(BIN)/vidgate: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# two stamps: `make run` installs the runtime only; the test, lint and bench targets add the dev extras
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+
+$(RUNTIME): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(DEV): $(RUNTIME)
 	$(BIN)/pip install --quiet -e ".[dev]"
 	@touch $@
 
-run: $(BIN)/vidgate
+run: $(RUNTIME)
 	@echo "development API key: $${VIDGATE_BOOTSTRAP_API_KEY:-$(DEV_KEY)}"
 	VIDGATE_BOOTSTRAP_API_KEY=$${VIDGATE_BOOTSTRAP_API_KEY:-$(DEV_KEY)} $(BIN)/vidgate serve --host $(HOST) --port $(PORT)
 
 tests/node/node_modules: tests/node/package.json
 	-cd tests/node && npm ci --no-audit --no-fund --silent
 
-test: $(BIN)/vidgate tests/node/node_modules
+test: $(DEV) tests/node/node_modules
 	$(BIN)/python -m pytest -q
 
-test-sqlite: $(BIN)/vidgate
+test-sqlite: $(DEV)
 	VIDGATE_TEST_DATABASE_URL= $(BIN)/python -m pytest -q
 
-test-postgres: $(BIN)/vidgate
+test-postgres: $(DEV)
 	VIDGATE_TEST_DATABASE_URL=$${VIDGATE_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} $(BIN)/python -m pytest -q
 
-lint: $(BIN)/vidgate
-	$(BIN)/ruff check app tests migrations
-	$(BIN)/ruff format --check app tests migrations
+lint: $(DEV)
+	$(BIN)/ruff check app tests
+	$(BIN)/ruff format --check app tests
 
-format: $(BIN)/vidgate
-	$(BIN)/ruff format app tests migrations
-	$(BIN)/ruff check --fix app tests migrations
+format: $(DEV)
+	$(BIN)/ruff format app tests
+	$(BIN)/ruff check --fix app tests
 
-bench: $(BIN)/vidgate
+bench: $(DEV)
 	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:

@@ -1,10 +1,15 @@
-"""The `vidgate` console script."""
+"""The `vidgate` console script.
+
+Every failure is one line on stderr (what is wrong and which setting to change) and a non-zero exit;
+`vidgate --debug ...` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import re
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -12,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from alembic.config import Config
+from typer.core import TyperCommand
 
 from app.config import Settings
+from app.migrations import alembic_config
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -22,36 +28,182 @@ if TYPE_CHECKING:
 
     from app.keys.models import ApiKey
 
-cli = typer.Typer(help="vidgate: an OpenAI-compatible video generation gateway.", no_args_is_help=True)
-keys_cli = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+# plain help (no boxes, no `<bool>` after flags) at up to 120 columns, so option names are never cut
+_HELP = {"max_content_width": 120, "help_option_names": ["-h", "--help"]}
+_TYPER = {
+    "no_args_is_help": True,
+    "rich_markup_mode": None,
+    "pretty_exceptions_enable": False,
+    "context_settings": _HELP,
+}
+
+cli = typer.Typer(help="vidgate: an OpenAI-compatible video generation gateway.", **_TYPER)
+keys_cli = typer.Typer(help="Manage API keys.", **_TYPER)
+config_cli = typer.Typer(help="The channel config file (VIDGATE_CONFIG).", **_TYPER)
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(config_cli, name="config")
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _project_root() -> Path:
-    """Where `migrations/` lives: beside the package in a checkout, else the working directory
-    (an installed package, e.g. the Docker image, which copies migrations/ to its WORKDIR)."""
-    for root in (ROOT, Path.cwd()):
-        if (root / "migrations" / "env.py").is_file():
-            return root
-    raise RuntimeError("cannot find the migrations/ directory (run from the project directory)")
+_state = {"debug": False}
 
 
-def alembic_config(settings: Settings) -> Config:
-    root = _project_root()
-    ini = root / "alembic.ini"
-    cfg = Config(str(ini)) if ini.is_file() else Config()
-    cfg.set_main_option("script_location", str(root / "migrations"))
-    cfg.attributes["url"] = settings.resolved_database_url
-    cfg.attributes["configure_logger"] = False
-    return cfg
+@cli.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback when a command fails.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+# click's exception base, whether typer uses click itself or (typer >= 0.2x) a vendored copy of it
+_ClickException: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class CliError(_ClickException):  # type: ignore[misc,valid-type]
+    """A failure the operator can fix: printed as one line; exit status 1 (2 for a usage mistake)."""
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
+
+
+def _settings_or_none() -> Settings | None:
+    try:
+        return Settings()
+    except Exception:
+        return None
+
+
+def _explain_database(exc: Exception, settings: Settings | None) -> str:
+    from sqlalchemy.engine import make_url
+
+    orig = getattr(exc, "orig", None) or exc
+    detail = _one_line(orig)
+    url = settings.resolved_database_url if settings else ""
+    if url.startswith("sqlite"):
+        path = make_url(url).database or url
+        if "unable to open database file" in detail:
+            if settings and settings.database_url:
+                return f"cannot open the SQLite database {path}: set VIDGATE_DATABASE_URL to a writable place"
+            storage = settings.storage_dir.resolve() if settings else "?"
+            return (
+                f"cannot open the SQLite database {path}: set VIDGATE_STORAGE_DIR (now {storage}) to a writable "
+                "directory, or VIDGATE_DATABASE_URL"
+            )
+        if "no such table" in detail:
+            return (
+                f"the database {path} has no vidgate schema: run `vidgate migrate`, or set VIDGATE_DATABASE_URL "
+                "(or VIDGATE_STORAGE_DIR) to the gateway's database"
+            )
+        return f"SQLite database {path}: {detail}; check VIDGATE_DATABASE_URL / VIDGATE_STORAGE_DIR"
+    shown = _safe_url(url) if url else "the database"
+    if "does not exist" in detail and "relation" in detail:
+        return f"the database {shown} has no vidgate schema: run `vidgate migrate` (or fix VIDGATE_DATABASE_URL)"
+    return f"database {shown}: {detail}; check VIDGATE_DATABASE_URL"
+
+
+def explain(exc: BaseException) -> str:
+    """One line for the operator: what failed and which setting to look at."""
+    import socket
+
+    from alembic.util import CommandError
+    from pydantic import ValidationError
+    from sqlalchemy import exc as sa_exc
+
+    from app.channels.config import ConfigError
+    from app.errors import GatewayError
+
+    if isinstance(exc, CliError):
+        return str(exc)
+    if isinstance(exc, GatewayError):
+        return _one_line(exc.message)
+    if isinstance(exc, ValidationError) and exc.title == "Settings":
+        err = exc.errors()[0]
+        name = f"VIDGATE_{str(err['loc'][0]).upper()}" if err["loc"] else "a VIDGATE_ setting"
+        return f"invalid setting {name}: {_one_line(str(err['msg']).removeprefix('Value error, '))}"
+    if isinstance(exc, ConfigError):
+        return f"config file (VIDGATE_CONFIG): {_one_line(exc)}; `vidgate config check` lists every problem"
+    settings = _settings_or_none()
+    if isinstance(exc, sa_exc.ArgumentError | sa_exc.NoSuchModuleError) or (
+        isinstance(exc, sa_exc.InvalidRequestError) and "async" in str(exc)
+    ):
+        return (
+            f"VIDGATE_DATABASE_URL is not a database URL vidgate can use ({_one_line(exc)}); "
+            "use postgresql://user:password@host:5432/name or sqlite:///path/to/vidgate.db"
+        )
+    if isinstance(exc, sa_exc.DBAPIError):
+        return _explain_database(exc, settings)
+    if isinstance(exc, CommandError):
+        return f"migration failed: {_one_line(exc)} (VIDGATE_DATABASE_URL may name another application's database)"
+    if isinstance(exc, ConnectionError | socket.gaierror | TimeoutError):
+        url = settings.resolved_database_url if settings else ""
+        target = f"the database {_safe_url(url)}" if url and not url.startswith("sqlite") else "a server"
+        reason = exc.strerror or _one_line(exc) or type(exc).__name__
+        return f"cannot connect to {target}: {reason}; check VIDGATE_DATABASE_URL and that the server is running"
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return (
+            f"{where}{exc.strerror or _one_line(exc)}; check VIDGATE_STORAGE_DIR, VIDGATE_DATABASE_URL, VIDGATE_CONFIG"
+        )
+    if isinstance(exc, ValueError):  # the channel config read by the registry (unknown model, alias, ...)
+        return f"{_one_line(exc)} (check VIDGATE_CONFIG; `vidgate config check` lists every problem)"
+    return f"{type(exc).__name__}: {_one_line(exc)} (run `vidgate --debug ...` for the traceback)"
+
+
+def _storage_dir(settings: Settings) -> Path:
+    """The storage directory, created (with its parents) if missing; a clear error when it cannot be."""
+    path = settings.storage_dir.resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(
+            f"cannot create the storage directory {path} ({exc.strerror or exc}); "
+            "set VIDGATE_STORAGE_DIR to a writable directory"
+        ) from None
+    return path
+
+
+def _existing_database(settings: Settings) -> None:
+    """Commands that only read refuse to create an empty SQLite file in the wrong directory."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    path = Path(url.database)
+    if not path.is_file():
+        where = (
+            "set VIDGATE_DATABASE_URL to the gateway's database"
+            if settings.database_url
+            else f"set VIDGATE_STORAGE_DIR (now {path.parent}) to the gateway's, or VIDGATE_DATABASE_URL"
+        )
+        raise CliError(f"no database at {path}: {where}; or run `vidgate migrate` to create one")
+
+
+def _sqlite_directory(settings: Settings) -> None:
+    """The directory of a SQLite database file, created if missing (SQLite creates the file, not the folder)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    folder = Path(url.database).resolve().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        setting = "VIDGATE_DATABASE_URL" if settings.database_url else "VIDGATE_STORAGE_DIR"
+        raise CliError(
+            f"cannot create {folder} for the SQLite database ({exc.strerror or exc}); set {setting} to a writable place"
+        ) from None
 
 
 def _migrate(settings: Settings) -> None:
     from alembic import command
 
-    settings.storage_dir.mkdir(parents=True, exist_ok=True)
+    _storage_dir(settings)
+    _sqlite_directory(settings)
     command.upgrade(alembic_config(settings), "head")
 
 
@@ -74,35 +226,87 @@ def _safe_url(url: str) -> str:
 T = TypeVar("T")
 M = TypeVar("M", bound="BaseModel")
 
-RpmOpt = Annotated[int | None, typer.Option("--rpm", min=0, help="Generations the key may start per minute.")]
-ConcurrentOpt = Annotated[
-    int | None, typer.Option("--max-concurrent", min=0, help="Unfinished videos the key may have at once.")
+# One vocabulary for the admin API and the CLI: each key field of app/admin/schemas.py is the option
+# `--<field with dashes>` (clearing it: `--clear-<field>`). The older short spellings still work, hidden.
+RpmOpt = Annotated[
+    int | None,
+    typer.Option("--rpm-limit", min=0, metavar="N", help="Generations the key may start per minute (rpm_limit)."),
 ]
-QuotaOpt = Annotated[float | None, typer.Option("--quota", min=0, help="Credits the key may spend in total.")]
+ConcurrentOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-concurrent", min=0, metavar="N", help="Unfinished videos the key may have at once (max_concurrent)."
+    ),
+]
+QuotaOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--quota-credits", min=0, metavar="CREDITS", help="Credits the key may spend in total (quota_credits)."
+    ),
+]
 ExpiresOpt = Annotated[
     str | None,
     typer.Option(
-        "--expires", help="When the key stops working: ISO date/time (UTC unless given), unix seconds, or 30d/12h/90m."
+        "--expires-at",
+        metavar="WHEN",
+        help="When the key stops working (expires_at): ISO date/time (UTC unless given), unix seconds, or 30d/12h/90m.",
     ),
 ]
 IpOpt = Annotated[
-    list[str] | None, typer.Option("--ip", help="Allowed client IP or CIDR network; repeat or comma-separate.")
+    list[str] | None,
+    typer.Option(
+        "--ip-allowlist",
+        metavar="IP",
+        help="Allowed client IP or CIDR network (ip_allowlist); repeat or comma-separate.",
+    ),
+]
+ModelsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--models", metavar="MODEL,...", help="Comma-separated models the key may use (models; default: all)."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab-separated text.")]
 
+DEPRECATED_OPTIONS = {
+    "--rpm": "--rpm-limit",
+    "--quota": "--quota-credits",
+    "--expires": "--expires-at",
+    "--ip": "--ip-allowlist",
+    "--enable": "--enabled",
+    "--disable": "--disabled",
+    "--clear-rpm": "--clear-rpm-limit",
+    "--clear-quota": "--clear-quota-credits",
+    "--clear-expires": "--clear-expires-at",
+    "--clear-ip": "--clear-ip-allowlist",
+}
+
+
+class KeyCommand(TyperCommand):
+    """Accepts the deprecated option spellings (hidden from --help) as the API-named ones."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        out: list[str] = []
+        for i, arg in enumerate(args):
+            if arg == "--":
+                out.extend(args[i:])
+                break
+            name, eq, value = arg.partition("=")
+            new = DEPRECATED_OPTIONS.get(name)
+            if new is not None:
+                typer.echo(f"warning: {name} is deprecated; use {new}", err=True)
+                arg = new + eq + value
+            out.append(arg)
+        return super().parse_args(ctx, out)
+
+
+def option_of(field: str) -> str:
+    """The CLI option for an admin API field."""
+    return "--" + field.replace("_", "-")
+
+
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-# CLI option for each API field, so validation errors name what the operator typed
-_OPTION_OF = {
-    "name": "--name",
-    "owner": "--owner",
-    "models": "--models",
-    "rpm_limit": "--rpm",
-    "max_concurrent": "--max-concurrent",
-    "quota_credits": "--quota",
-    "expires_at": "--expires",
-    "ip_allowlist": "--ip",
-}
 
 
 def parse_time(value: str, *, option: str, past: bool = False) -> float:
@@ -151,7 +355,7 @@ def _limit_options(
         "rpm_limit": rpm,
         "max_concurrent": max_concurrent,
         "quota_credits": quota,
-        "expires_at": parse_time(expires, option="--expires") if expires else None,
+        "expires_at": parse_time(expires, option="--expires-at") if expires else None,
         "ip_allowlist": _csv(ip),
     }
 
@@ -166,13 +370,14 @@ def _validated(model: type[M], fields: dict[str, Any]) -> M:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else ""
         msg = str(err["msg"]).removeprefix("Value error, ")
-        raise typer.BadParameter(msg, param_hint=_OPTION_OF.get(field, field or None)) from None
+        raise typer.BadParameter(msg, param_hint=option_of(field) if field else None) from None
 
 
 @asynccontextmanager
 async def _session(settings: Settings) -> AsyncIterator[AsyncSession]:
     from app.db import create_engine, create_sessionmaker
 
+    _existing_database(settings)
     engine = create_engine(settings.resolved_database_url)
     try:
         async with create_sessionmaker(engine)() as s:
@@ -191,8 +396,7 @@ def _gateway_call(run: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except GatewayError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
+        raise CliError(exc.message) from None
 
 
 async def _check_models(settings: Settings, models: list[str] | None) -> None:
@@ -226,19 +430,39 @@ def _num(value: float | None) -> str:
 
 def _limit_tokens(k: ApiKey) -> list[str]:
     return [
-        f"rpm={_num(k.rpm_limit)}",
+        f"rpm_limit={_num(k.rpm_limit)}",
         f"max_concurrent={_num(k.max_concurrent)}",
         f"credits={_num(float(k.used_credits or 0.0))}/{_num(k.quota_credits)}",
-        f"expires={_iso(k.expires_at)}",
-        f"ip={','.join(k.ip_allowlist or []) or 'any'}",
+        f"expires_at={_iso(k.expires_at)}",
+        f"ip_allowlist={','.join(k.ip_allowlist or []) or 'any'}",
     ]
+
+
+# `keys list` / `keys update`: columns named as the admin API's fields
+KEY_HEADER = (
+    "ID\tPREFIX\tNAME\tOWNER\tSTATUS\tMODELS\tRPM_LIMIT\tMAX_CONCURRENT\tUSED_CREDITS\tQUOTA_CREDITS"
+    "\tEXPIRES_AT\tIP_ALLOWLIST"
+)
 
 
 def _key_line(k: ApiKey) -> str:
     from app.admin.schemas import key_status
 
-    models = ",".join(k.models or []) or "all"
-    return "\t".join([k.id, f"{k.prefix}…", k.name, k.owner, key_status(k), models, *_limit_tokens(k)])
+    cells = [
+        k.id,
+        f"{k.prefix}…",
+        k.name,
+        k.owner,
+        key_status(k),
+        ",".join(k.models or []) or "all",
+        _num(k.rpm_limit),
+        _num(k.max_concurrent),
+        _num(float(k.used_credits or 0.0)),
+        _num(k.quota_credits),
+        _iso(k.expires_at),
+        ",".join(k.ip_allowlist or []) or "any",
+    ]
+    return "\t".join(cells)
 
 
 @cli.command()
@@ -287,16 +511,19 @@ def worker(
     asyncio.run(run_worker(settings, grace_s=grace))
 
 
-@keys_cli.command("create")
+@keys_cli.command("create", cls=KeyCommand)
 def keys_create(
-    name: Annotated[str, typer.Option("--name", help="A label for the key.")],
-    models: Annotated[str | None, typer.Option(help="Comma-separated models the key may use (default: all).")] = None,
-    owner: Annotated[str | None, typer.Option(help="Owner id; keys with one owner see the same videos.")] = None,
+    name: Annotated[str, typer.Option("--name", help="A label for the key (name).")],
+    models: ModelsOpt = None,
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="Owner id; keys with one owner see the same videos (owner).")
+    ] = None,
     rpm: RpmOpt = None,
     max_concurrent: ConcurrentOpt = None,
     quota: QuotaOpt = None,
     expires: ExpiresOpt = None,
     ip: IpOpt = None,
+    enabled: Annotated[bool, typer.Option("--enabled/--disabled", help="Create it on or off (enabled).")] = True,
 ) -> None:
     """Create a key. The secret is printed once, alone on the last line."""
     from app.admin.schemas import KeyCreate
@@ -304,6 +531,7 @@ def keys_create(
 
     settings = Settings()
     fields: dict[str, Any] = {"name": name, "owner": owner, "models": _csv([models] if models else None)}
+    fields["enabled"] = enabled
     fields |= _limit_options(rpm=rpm, max_concurrent=max_concurrent, quota=quota, expires=expires, ip=ip)
     body = _validated(KeyCreate, fields)
     _migrate(settings)
@@ -322,7 +550,7 @@ def keys_create(
 
 @keys_cli.command("list")
 def keys_list(as_json: JsonOpt = False) -> None:
-    """List keys (never their secrets): id, prefix, name, owner, state, models, then the limits."""
+    """List keys (never their secrets), one per line under a header row; columns as the admin API's fields."""
     from app.admin.schemas import KeyOut
     from app.keys import service
 
@@ -334,31 +562,34 @@ def keys_list(as_json: JsonOpt = False) -> None:
             if as_json:
                 typer.echo(json.dumps([KeyOut.of(k).model_dump(mode="json") for k in rows], indent=2))
                 return
+            typer.echo(KEY_HEADER)
             for k in rows:
                 typer.echo(_key_line(k))
 
     asyncio.run(run())
 
 
-@keys_cli.command("update")
+@keys_cli.command("update", cls=KeyCommand)
 def keys_update(
-    ident: Annotated[str, typer.Argument(help="Key id, display prefix or name.")],
-    name: Annotated[str | None, typer.Option("--name", help="A new label.")] = None,
-    models: Annotated[str | None, typer.Option(help="Comma-separated models the key may use.")] = None,
+    ident: Annotated[str, typer.Argument(metavar="KEY", help="Key id, display prefix or name.")],
+    name: Annotated[str | None, typer.Option("--name", help="A new label (name).")] = None,
+    models: ModelsOpt = None,
     rpm: RpmOpt = None,
     max_concurrent: ConcurrentOpt = None,
     quota: QuotaOpt = None,
     expires: ExpiresOpt = None,
     ip: IpOpt = None,
-    enable: Annotated[bool | None, typer.Option("--enable/--disable", help="Turn the key on or off.")] = None,
+    enable: Annotated[
+        bool | None, typer.Option("--enabled/--disabled", help="Turn the key on or off (enabled).")
+    ] = None,
     clear_models: Annotated[bool, typer.Option("--clear-models", help="Every model again.")] = False,
-    clear_rpm: Annotated[bool, typer.Option("--clear-rpm", help="No per-minute limit.")] = False,
+    clear_rpm: Annotated[bool, typer.Option("--clear-rpm-limit", help="No per-minute limit.")] = False,
     clear_max_concurrent: Annotated[bool, typer.Option("--clear-max-concurrent", help="No concurrency limit.")] = False,
-    clear_quota: Annotated[bool, typer.Option("--clear-quota", help="No credit quota.")] = False,
-    clear_expires: Annotated[bool, typer.Option("--clear-expires", help="Never expires.")] = False,
-    clear_ip: Annotated[bool, typer.Option("--clear-ip", help="Any client address.")] = False,
+    clear_quota: Annotated[bool, typer.Option("--clear-quota-credits", help="No credit quota.")] = False,
+    clear_expires: Annotated[bool, typer.Option("--clear-expires-at", help="Never expires.")] = False,
+    clear_ip: Annotated[bool, typer.Option("--clear-ip-allowlist", help="Any client address.")] = False,
 ) -> None:
-    """Change a key's name or limits; prints the key as `keys list` does."""
+    """Change a key's name or limits; prints the key as `keys list` does (header row, then the key)."""
     from app.admin.schemas import KeyUpdate
     from app.keys import service as keys
 
@@ -378,12 +609,11 @@ def keys_update(
         if not clear:
             continue
         if field in changes:
-            option = _OPTION_OF[field]
+            option = option_of(field)
             raise typer.BadParameter(f"both set and cleared (--clear-{option[2:]})", param_hint=option)
         changes[field] = None
     if not changes:
-        typer.echo("error: nothing to change; see `vidgate keys update --help`", err=True)
-        raise typer.Exit(2)
+        raise CliError("nothing to change; see `vidgate keys update --help`", exit_code=2)
     body = _validated(KeyUpdate, changes)
     _migrate(settings)
 
@@ -393,13 +623,13 @@ def keys_update(
             key = await _one_key(s, ident)
             await keys.update_key(s, key, **body.changes())
             await s.commit()
-            return _key_line(key)
+            return f"{KEY_HEADER}\n{_key_line(key)}"
 
     typer.echo(_gateway_call(run))
 
 
 @keys_cli.command("rotate")
-def keys_rotate(ident: Annotated[str, typer.Argument(help="Key id, display prefix or name.")]) -> None:
+def keys_rotate(ident: Annotated[str, typer.Argument(metavar="KEY", help="Key id, display prefix or name.")]) -> None:
     """A new secret for a key (same owner, limits, usage); the old one fails at once. Secret on the last line."""
     from app.admin import service as admin
 
@@ -418,27 +648,21 @@ def keys_rotate(ident: Annotated[str, typer.Argument(help="Key id, display prefi
 
 
 @keys_cli.command("revoke")
-def keys_revoke(ident: Annotated[str, typer.Argument(help="Key id, display prefix or name.")]) -> None:
+def keys_revoke(ident: Annotated[str, typer.Argument(metavar="KEY", help="Key id, display prefix or name.")]) -> None:
     """Revoke a key; requests with it get 401 at once."""
-    from app.db import create_engine, create_sessionmaker
     from app.keys import service
 
     settings = Settings()
 
     async def run() -> int:
-        engine = create_engine(settings.resolved_database_url)
-        try:
-            async with create_sessionmaker(engine)() as s:
-                n = await service.revoke_key(s, ident)
-                await s.commit()
-                return n
-        finally:
-            await engine.dispose()
+        async with _session(settings) as s:
+            n = await service.revoke_key(s, ident)
+            await s.commit()
+            return n
 
     n = asyncio.run(run())
     if n == 0:
-        typer.echo(f"no active key matches {ident!r}", err=True)
-        raise typer.Exit(1)
+        raise CliError(f"no active key matches {ident!r}")
     typer.echo(f"revoked {n} key(s)")
 
 
@@ -476,7 +700,6 @@ def providers() -> None:
 def channels(as_json: JsonOpt = False) -> None:
     """Channels from the config (read as the server reads it) with their shared health from the database."""
     import httpx
-    from sqlalchemy.exc import SQLAlchemyError
 
     from app.admin import service as admin
     from app.admin.schemas import ChannelOut
@@ -490,11 +713,7 @@ def channels(as_json: JsonOpt = False) -> None:
             async with _session(settings) as s:
                 return await admin.channel_report(s, registry)
 
-    try:
-        rows = asyncio.run(run())
-    except SQLAlchemyError as exc:
-        typer.echo(f"error: cannot read channel health ({type(exc).__name__}); run `vidgate migrate`?", err=True)
-        raise typer.Exit(1) from None
+    rows = asyncio.run(run())
     if as_json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
         return
@@ -563,8 +782,49 @@ def usage(
     )
 
 
-def main() -> None:
-    cli()
+@config_cli.command("check")
+def config_check(
+    file: Annotated[
+        Path | None, typer.Argument(help="The config file (default: VIDGATE_CONFIG).", show_default=False)
+    ] = None,
+) -> None:
+    """Validate a channel config: unknown keys, unset ${VAR}s, unknown vendors and models. Prints `ok` when valid."""
+    from app.channels.check import check_config
+
+    settings = Settings()
+    path = file or settings.config
+    if path is None:
+        raise CliError("no FILE given and VIDGATE_CONFIG is not set", exit_code=2)
+    problems = check_config(path, sandbox_default=settings.sandbox_enabled)
+    if problems:
+        for problem in problems:
+            typer.echo(f"{path}: {problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{path}: ok")
+
+
+def main(args: list[str] | None = None) -> None:
+    """The console script: usage errors and failures are one line on stderr (`--debug` for a traceback)."""
+    try:
+        code = cli(args=args, standalone_mode=False)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group without a command: its help, exit 2
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(2)
+        if not isinstance(exc, CliError) and isinstance(exc, _ClickException):
+            # click's (or typer's vendored click's) usage errors: one line, and where to read more
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            typer.echo(f"error: {_one_line(exc.format_message())}{hint}", err=True)  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        if _state["debug"]:
+            raise
+        typer.echo(f"error: {explain(exc)}", err=True)
+        sys.exit(exc.exit_code if isinstance(exc, CliError) else 1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

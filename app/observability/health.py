@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.cli import alembic_config
 from app.config import Settings
 from app.context import Gateway
 from app.errors import GatewayError, NotFound, UpstreamUnavailable, error_response
+from app.migrations import alembic_config
 from app.observability.metrics import Metrics
 
 log = logging.getLogger("vidgate.health")

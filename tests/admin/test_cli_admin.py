@@ -52,38 +52,56 @@ def key_row(listing: str, key_id: str) -> list[str]:
     return row
 
 
+def key_table(listing: str) -> list[dict[str, str]]:
+    header, *rows = listing.strip().splitlines()
+    names = header.split("\t")
+    return [dict(zip(names, row.split("\t"), strict=True)) for row in rows]
+
+
 async def test_keys_create_update_rotate(server: httpx.AsyncClient, env: dict[str, str]) -> None:
     made = ok(
         await vidgate(
-            "keys", "create", "--name", "cli-admin", "--rpm", "2", "--quota", "50", "--max-concurrent", "3",
-            "--expires", "30d", "--ip", "127.0.0.1,10.0.0.0/8", "--ip", "::1", env=env,
+            "keys", "create", "--name", "cli-admin", "--rpm-limit", "2", "--quota-credits", "50",
+            "--max-concurrent", "3", "--expires-at", "30d", "--ip-allowlist", "127.0.0.1,10.0.0.0/8",
+            "--ip-allowlist", "::1", env=env,
         )
     )  # fmt: skip
     first, secret = made.strip().splitlines()[0], made.strip().splitlines()[-1]
     assert secret.startswith("sk-vg-") and " " not in secret
     key_id = first.split()[2]
-    assert key_id.startswith("key_") and "rpm=2" in first
+    assert key_id.startswith("key_") and "rpm_limit=2" in first
 
-    row = key_row(ok(await vidgate("keys", "list", env=env)), key_id)
-    assert row[2] == "cli-admin" and row[4] == "active" and row[5] == "all"
-    assert row[6:] == ["rpm=2", "max_concurrent=3", "credits=0/50", row[9], "ip=127.0.0.1,10.0.0.0/8,::1"]
-    expires = datetime.strptime(row[9].removeprefix("expires="), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    listing = ok(await vidgate("keys", "list", env=env))
+    assert listing.splitlines()[0].startswith("ID\tPREFIX\tNAME\tOWNER\tSTATUS")  # a header row, as `channels`
+    [row] = [r for r in key_table(listing) if r["ID"] == key_id]
+    assert (row["NAME"], row["STATUS"], row["MODELS"]) == ("cli-admin", "active", "all")
+    assert (row["RPM_LIMIT"], row["MAX_CONCURRENT"], row["USED_CREDITS"], row["QUOTA_CREDITS"]) == ("2", "3", "0", "50")
+    assert row["IP_ALLOWLIST"] == "127.0.0.1,10.0.0.0/8,::1"
+    expires = datetime.strptime(row["EXPIRES_AT"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     assert abs(expires.timestamp() - (time.time() + 30 * 86400)) < 120
-    assert secret not in ok(await vidgate("keys", "list", env=env))
+    assert secret not in listing
 
     listed = json.loads(ok(await vidgate("keys", "list", "--json", env=env)))
     [as_json] = [k for k in listed if k["id"] == key_id]
     assert as_json["rpm_limit"] == 2 and as_json["quota_credits"] == 50 and "secret" not in as_json
 
-    updated = ok(await vidgate("keys", "update", key_id, "--rpm", "5", "--clear-quota", "--models", "sandbox", env=env))
-    assert updated.strip().split("\t")[6:9] == ["rpm=5", "max_concurrent=3", "credits=0/-"]
-    assert "rpm=5" in "\t".join(key_row(ok(await vidgate("keys", "list", env=env)), key_id))
+    args = ("keys", "update", key_id, "--rpm-limit", "5", "--clear-quota-credits", "--models", "sandbox")
+    [updated] = key_table(ok(await vidgate(*args, env=env)))
+    assert (updated["RPM_LIMIT"], updated["MAX_CONCURRENT"], updated["QUOTA_CREDITS"]) == ("5", "3", "-")
+    [row] = [r for r in key_table(ok(await vidgate("keys", "list", env=env))) if r["ID"] == key_id]
+    assert row["RPM_LIMIT"] == "5"
+
+    # the older spellings still work (hidden from --help, with a warning on stderr)
+    old = await vidgate("keys", "update", key_id, "--rpm", "6", "--quota", "40", "--expires", "1d", env=env)
+    assert old.returncode == 0 and "--rpm is deprecated; use --rpm-limit" in old.stderr
+    [updated] = key_table(old.stdout)
+    assert (updated["RPM_LIMIT"], updated["QUOTA_CREDITS"]) == ("6", "40")
 
     auth = {"Authorization": f"Bearer {secret}"}
     assert [m["id"] for m in (await server.get("/v1/models", headers=auth)).json()["data"]] == ["sandbox"]
-    ok(await vidgate("keys", "update", "cli-admin", "--disable", env=env))  # by name, too
+    ok(await vidgate("keys", "update", "cli-admin", "--disabled", env=env))  # by name, too
     assert (await server.get("/v1/models", headers=auth)).status_code == 401
-    ok(await vidgate("keys", "update", key_id, "--enable", "--clear-models", "--clear-ip", env=env))
+    ok(await vidgate("keys", "update", key_id, "--enable", "--clear-models", "--clear-ip-allowlist", env=env))
     assert len((await server.get("/v1/models", headers=auth)).json()["data"]) > 1
 
     rotated = ok(await vidgate("keys", "rotate", key_id, env=env)).strip().splitlines()
@@ -98,11 +116,12 @@ def test_invalid_options_are_refused(env: dict[str, str]) -> None:
     def run(*args: str) -> Any:
         return CliRunner().invoke(cli, list(args), env=env)
 
-    bad_ip = run("keys", "create", "--name", "bad", "--ip", "nope")
-    assert bad_ip.exit_code == 2 and "--ip" in bad_ip.output
+    bad_ip = run("keys", "create", "--name", "bad", "--ip-allowlist", "nope")
+    assert bad_ip.exit_code == 2 and "--ip-allowlist" in bad_ip.output
     assert run("keys", "create", "--name", "bad", "--rpm", "-1").exit_code == 2
     assert run("keys", "create", "--name", "bad", "--expires", "someday").exit_code == 2
-    assert run("keys", "update", "key_x", "--rpm", "1", "--clear-rpm").exit_code == 2
+    assert run("keys", "update", "key_x", "--rpm-limit", "1", "--clear-rpm-limit").exit_code == 2
+    assert run("keys", "update", "key_x", "--rpm", "1", "--clear-rpm").exit_code == 2  # deprecated spellings
     assert run("keys", "update", "key_x").exit_code == 2
     unknown = run("keys", "create", "--name", "bad", "--models", "no-such-model")
     assert unknown.exit_code == 1 and "no-such-model" in unknown.output
