@@ -145,15 +145,13 @@ def _priced(gw: Gateway, route: Route, draft: Draft, *, seconds: int) -> Draft:
 
 async def _images(gw: Gateway, route: Route, f: CommonFields, draft: Draft) -> None:
     limit = gw.settings.max_image_bytes
-    allow_private = gw.settings.allow_private_image_urls
+    client = gw.image_http()
     if f.image is not None:
         if route.caps.image == "none":
             raise errors.InvalidRequest(
                 f"Model '{route.requested}' does not take a reference image.", param="input_reference"
             )
-        draft.image = await resolve_image(
-            f.image, transport=route.image_transport, client=gw.http, limit=limit, allow_private=allow_private
-        )
+        draft.image = await resolve_image(f.image, transport=route.image_transport, client=client, limit=limit)
     elif route.caps.image == "required":
         raise errors.InvalidRequest(
             f"Model '{route.requested}' needs a reference image: send 'input_reference' "
@@ -167,7 +165,7 @@ async def _images(gw: Gateway, route: Route, f: CommonFields, draft: Draft) -> N
                 f"Model '{route.requested}' does not take a last frame.", param=f.last_frame.param
             )
         draft.last_frame = await resolve_image(
-            f.last_frame, transport=route.image_transport, client=gw.http, limit=limit, allow_private=allow_private
+            f.last_frame, transport=route.image_transport, client=client, limit=limit
         )
     needs_url = route.image_transport == "url"
     uploaded = [i for i in (draft.image, draft.last_frame) if i is not None and i.url is None]
