@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_TOKENS = frozenset({"", "changeme", "change-me", "admin", "secret"})
@@ -61,6 +62,7 @@ class Settings(BaseSettings):
 
     # -- access control
     trust_forwarded_for: bool = False  # take the client IP from X-Forwarded-For (behind a proxy)
+    trusted_proxies: str = "127.0.0.0/8,::1"  # CIDRs whose X-Forwarded-For is believed (with the above)
 
     # -- sandbox (the built-in offline provider)
     sandbox_enabled: bool = True
@@ -100,6 +102,14 @@ class Settings(BaseSettings):
     log_json: bool = False
     metrics_enabled: bool = True
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        for cidr in value.split(","):
+            if cidr.strip():
+                ipaddress.ip_network(cidr.strip(), strict=False)  # a ValueError names the bad entry
+        return value
+
     @model_validator(mode="after")
     def _refuse_placeholder_admin_token(self) -> Settings:
         token = self.admin_token.get_secret_value() if self.admin_token else None
@@ -124,6 +134,10 @@ class Settings(BaseSettings):
     @property
     def openai_model_list(self) -> list[str]:
         return [m.strip() for m in self.openai_models.split(",") if m.strip()]
+
+    @cached_property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(c.strip(), strict=False) for c in self.trusted_proxies.split(",") if c.strip()]
 
     @property
     def sandbox_alias_list(self) -> list[str]:
