@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     # -- access control
     trust_forwarded_for: bool = False  # take the client IP from X-Forwarded-For (behind a proxy)
     trusted_proxies: str = "127.0.0.0/8,::1"  # CIDRs whose X-Forwarded-For is believed (with the above)
+    allowed_hosts: str = "localhost,127.0.0.1,[::1]"  # Host names (any port) signed links may be built from
 
     # -- sandbox (the built-in offline provider)
     sandbox_enabled: bool = True
@@ -139,9 +140,21 @@ class Settings(BaseSettings):
     def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(c.strip(), strict=False) for c in self.trusted_proxies.split(",") if c.strip()]
 
+    @cached_property
+    def allowed_host_list(self) -> list[str]:
+        return [host_only(h) for h in self.allowed_hosts.split(",") if h.strip()]
+
     @property
     def sandbox_alias_list(self) -> list[str]:
         return [a.strip() for a in self.sandbox_aliases.split(",") if a.strip()]
+
+
+def host_only(value: str) -> str:
+    """'Example.com:8000' -> 'example.com', '[::1]:80' -> '[::1]': a Host header or entry without its port."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value.partition("]")[0] + "]"
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
 def get_settings() -> Settings:

@@ -408,10 +408,23 @@ async def asset(gw: Gateway, row: Video, variant: str) -> tuple[str, str, str]:
 def signed_url(gw: Gateway, row: Video, *, base: str, variant: str = "video") -> str | None:
     if row.status != pb.VideoStatus.completed.value or row.assets_purged_at is not None:
         return None
-    expires = int(row.expires_at or now() + gw.settings.url_ttl_seconds)
+    # a fresh link on every retrieve, for the URL TTL; never past the asset's own expiry
+    expires = int(now()) + gw.settings.url_ttl_seconds
+    if row.expires_at is not None:
+        expires = min(expires, int(row.expires_at))
     sig = gw.signer.signature("video", row.id, variant, expires)
     root = gw.base_url(base)
     return f"{root}/files/videos/{row.id}/{variant}?expires={expires}&signature={sig}"
+
+
+async def check_link_owner(session: AsyncSession, row: Video) -> None:
+    """A signed link works only while the key that made the video still could fetch it itself."""
+    key = await session.get(ApiKey, row.api_key_id)
+    if key is None or not key.active or not key.enabled or (key.expires_at is not None and key.expires_at <= now()):
+        raise errors.PermissionDenied(
+            "This link no longer works: the API key that created the video was revoked or disabled.",
+            code="link_revoked",
+        )
 
 
 # -- characters --------------------------------------------------------------------------------------
