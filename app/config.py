@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     trust_forwarded_for: bool = False  # take the client IP from X-Forwarded-For (behind a proxy)
     trusted_proxies: str = "127.0.0.0/8,::1"  # CIDRs whose X-Forwarded-For is believed (with the above)
     allowed_hosts: str = "localhost,127.0.0.1,[::1]"  # Host names (any port) signed links may be built from
+    cors_origins: str = ""  # browser origins allowed to call /v1 (comma-separated; "*" any); empty: no CORS
 
     # -- sandbox (the built-in offline provider)
     sandbox_enabled: bool = True
@@ -143,6 +144,10 @@ class Settings(BaseSettings):
     @cached_property
     def allowed_host_list(self) -> list[str]:
         return [host_only(h) for h in self.allowed_hosts.split(",") if h.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def sandbox_alias_list(self) -> list[str]:

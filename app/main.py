@@ -20,7 +20,7 @@ from app.errors import install_error_handlers
 from app.keys import service as keys
 from app.keys.limits import build_rate_limiter
 from app.keys.router import router as models_router
-from app.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from app.middleware import ApiCORSMiddleware, BodyLimitMiddleware, RequestIdMiddleware
 from app.netguard import public_only_client
 from app.observability import configure_logging, install_observability
 from app.providers.registry import build_registry
@@ -136,4 +136,6 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
     app.add_middleware(RequestIdMiddleware)
     metrics = install_observability(app, settings)
     app.state.metrics = metrics
+    if settings.cors_origin_list:  # outermost: errors and preflights carry the CORS headers too
+        app.add_middleware(ApiCORSMiddleware, origins=settings.cors_origin_list)
     return app
