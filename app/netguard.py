@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Iterable
 from typing import Any
 
@@ -111,9 +112,11 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
 class PublicOnlyTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with the guarded backend in its pool (and never a proxy from the environment)."""
 
-    def __init__(self, *, limits: httpx.Limits = httpx.Limits(max_connections=100)) -> None:
-        super().__init__(trust_env=False, limits=limits)
-        ssl_context = httpx.create_ssl_context(trust_env=False)
+    def __init__(
+        self, *, verify: ssl.SSLContext | bool = True, limits: httpx.Limits = httpx.Limits(max_connections=100)
+    ) -> None:
+        super().__init__(verify=verify, trust_env=False, limits=limits)
+        ssl_context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify=verify)
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,

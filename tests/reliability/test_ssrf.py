@@ -4,6 +4,7 @@ IPv6 forms that carry an internal IPv4 address, and URLs the URL parser refuses.
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,3 +114,95 @@ async def test_legacy_numeric_hosts_are_judged_by_what_they_resolve_to(client, a
     url = f"http://{host}/img.png"
     r = await client.post("/v1/videos", headers=auth, json={**BODY, "input_reference": {"image_url": url}})
     assert_error(r, 400, param="input_reference.image_url", code="image_url_not_allowed")
+
+
+def _self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize("cert_name", ["public.example", "other.example"])
+async def test_tls_to_the_pinned_address_verifies_the_url_name(tmp_path, monkeypatch, cert_name) -> None:
+    """The connection goes to the checked IP; SNI and certificate verification still use the URL's name."""
+    import ssl
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from app.netguard import PublicOnlyTransport
+    from tests.conftest import free_port
+
+    cert, key = _self_signed(tmp_path, cert_name)
+    sni: list[Any] = []
+
+    async def hello(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.headers["host"])
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            Starlette(routes=[Route("/", hello)]),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            ssl_certfile=str(cert),
+            ssl_keyfile=str(key),
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        Network(monkeypatch, {"public.example": [PUBLIC_IP]}, routes={PUBLIC_IP: port})
+        ctx = ssl.create_default_context(cafile=str(cert))
+        real_wrap = ctx.wrap_bio
+
+        def wrap_bio(*args: Any, server_hostname: str | None = None, **kw: Any) -> Any:
+            sni.append(server_hostname.decode() if isinstance(server_hostname, bytes) else server_hostname)
+            return real_wrap(*args, server_hostname=server_hostname, **kw)
+
+        ctx.wrap_bio = wrap_bio  # type: ignore[method-assign]
+        async with httpx.AsyncClient(transport=PublicOnlyTransport(verify=ctx)) as c:
+            if cert_name == "public.example":
+                r = await c.get(f"https://public.example:{port}/")
+                assert r.status_code == 200 and r.text == f"public.example:{port}"
+            else:  # the certificate is for another name: refused although the address is the right one
+                with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED|hostname"):
+                    await c.get(f"https://public.example:{port}/")
+        assert sni == ["public.example"]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
