@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     max_video_upload_bytes: int = 200 * 1024 * 1024
     allow_private_image_urls: bool = False  # fetch image_url on private/loopback addresses (tests only)
     retention_hours: float = 24.0  # how long finished assets stay downloadable
-    url_ttl_seconds: int = 3600
+    url_ttl_seconds: int = 3600  # a signed asset link is valid this long from each retrieve (<= expires_at)
 
     # -- task engine
     run_engine: bool = True

@@ -116,6 +116,9 @@ class PublicOnlyTransport(httpx.AsyncHTTPTransport):
         self, *, verify: ssl.SSLContext | bool = True, limits: httpx.Limits = httpx.Limits(max_connections=100)
     ) -> None:
         super().__init__(verify=verify, trust_env=False, limits=limits)
+        # httpx has no public hook for a network backend: the pool it built is replaced by the same pool
+        # with the guarded backend (the rebinding test in tests/reliability/test_ssrf.py fails if unused)
+        assert isinstance(self._pool, httpcore.AsyncConnectionPool)
         ssl_context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify=verify)
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
