@@ -476,6 +476,7 @@ def serve(
 
     from app.main import create_app
     from app.observability import configure_logging
+    from app.server import uvicorn_options
 
     settings = Settings()
     if no_worker:
@@ -485,15 +486,7 @@ def serve(
     typer.echo(f"vidgate serving on http://{host}:{port}/v1  (database: {_safe_url(settings.resolved_database_url)})")
     if settings.bootstrap_api_key is not None:
         typer.echo("bootstrap API key: set by VIDGATE_BOOTSTRAP_API_KEY")
-    # vidgate's own access log (JSON-capable, secrets redacted) replaces uvicorn's
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=settings.log_level.lower(),
-        log_config=None,
-        access_log=False,
-    )
+    uvicorn.run(create_app(settings), **uvicorn_options(settings, host=host, port=port))
 
 
 @cli.command()

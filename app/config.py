@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_TOKENS = frozenset({"", "changeme", "change-me", "admin", "secret"})
@@ -44,7 +45,7 @@ class Settings(BaseSettings):
     max_video_upload_bytes: int = 200 * 1024 * 1024
     allow_private_image_urls: bool = False  # fetch image_url on private/loopback addresses (tests only)
     retention_hours: float = 24.0  # how long finished assets stay downloadable
-    url_ttl_seconds: int = 3600
+    url_ttl_seconds: int = 3600  # a signed asset link is valid this long from each retrieve (<= expires_at)
 
     # -- task engine
     run_engine: bool = True
@@ -61,6 +62,9 @@ class Settings(BaseSettings):
 
     # -- access control
     trust_forwarded_for: bool = False  # take the client IP from X-Forwarded-For (behind a proxy)
+    trusted_proxies: str = "127.0.0.0/8,::1"  # CIDRs whose X-Forwarded-For is believed (with the above)
+    allowed_hosts: str = "localhost,127.0.0.1,[::1]"  # Host names (any port) signed links may be built from
+    cors_origins: str = ""  # browser origins allowed to call /v1 (comma-separated; "*" any); empty: no CORS
 
     # -- sandbox (the built-in offline provider)
     sandbox_enabled: bool = True
@@ -100,6 +104,14 @@ class Settings(BaseSettings):
     log_json: bool = False
     metrics_enabled: bool = True
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        for cidr in value.split(","):
+            if cidr.strip():
+                ipaddress.ip_network(cidr.strip(), strict=False)  # a ValueError names the bad entry
+        return value
+
     @model_validator(mode="after")
     def _refuse_placeholder_admin_token(self) -> Settings:
         token = self.admin_token.get_secret_value() if self.admin_token else None
@@ -125,9 +137,29 @@ class Settings(BaseSettings):
     def openai_model_list(self) -> list[str]:
         return [m.strip() for m in self.openai_models.split(",") if m.strip()]
 
+    @cached_property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(c.strip(), strict=False) for c in self.trusted_proxies.split(",") if c.strip()]
+
+    @cached_property
+    def allowed_host_list(self) -> list[str]:
+        return [host_only(h) for h in self.allowed_hosts.split(",") if h.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
     @property
     def sandbox_alias_list(self) -> list[str]:
         return [a.strip() for a in self.sandbox_aliases.split(",") if a.strip()]
+
+
+def host_only(value: str) -> str:
+    """'Example.com:8000' -> 'example.com', '[::1]:80' -> '[::1]': a Host header or entry without its port."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value.partition("]")[0] + "]"
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
 def get_settings() -> Settings:

@@ -30,6 +30,7 @@ class Gateway:
     storage: Storage
     signer: LinkSigner
     http: httpx.AsyncClient
+    public_http: httpx.AsyncClient  # for URLs clients chose: connects to public addresses only (netguard)
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     metrics: Metrics = field(default_factory=lambda: Metrics(process_collectors=False))
     rng: random.Random = field(default_factory=random.Random)
@@ -43,6 +44,10 @@ class Gateway:
     def base_url(self, fallback: str | None = None) -> str | None:
         base = self.settings.public_base_url or fallback
         return base.rstrip("/") if base else None
+
+    def image_http(self) -> httpx.AsyncClient:
+        """The client that fetches client image URLs (private addresses only when the operator allows them)."""
+        return self.http if self.settings.allow_private_image_urls else self.public_http
 
     def wake_webhooks(self) -> None:
         if self.webhooks is not None:

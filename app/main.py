@@ -21,7 +21,8 @@ from app.errors import install_error_handlers
 from app.keys import service as keys
 from app.keys.limits import build_rate_limiter
 from app.keys.router import router as models_router
-from app.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from app.middleware import ApiCORSMiddleware, BodyLimitMiddleware, RequestIdMiddleware
+from app.netguard import public_only_client
 from app.observability import configure_logging, install_observability
 from app.providers.registry import build_registry
 from app.storage import LocalStorage, Storage
@@ -53,6 +54,7 @@ async def build_gateway(settings: Settings, *, http: httpx.AsyncClient | None = 
         storage=build_storage(settings),
         signer=LinkSigner(secret),
         http=client,
+        public_http=public_only_client(timeout=httpx.Timeout(settings.vendor_timeout_s, connect=10.0)),
         limiter=build_rate_limiter(settings.redis_url),
     )
 
@@ -114,6 +116,7 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
                 await closer()
             if http is None:
                 await gw.http.aclose()
+            await gw.public_http.aclose()
             await gw.db.dispose()
 
     app = FastAPI(
@@ -137,4 +140,6 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
     app.add_middleware(RequestIdMiddleware)
     metrics = install_observability(app, settings)
     app.state.metrics = metrics
+    if settings.cors_origin_list:  # outermost: errors and preflights carry the CORS headers too
+        app.add_middleware(ApiCORSMiddleware, origins=settings.cors_origin_list)
     return app

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request ids on every response, the request-body size limit and NUL-free URLs."""
+"""Pure ASGI middleware: request ids on every response, the request-body size limit and NUL-free URLs,
+and CORS for the /v1 routes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 import re
 import secrets
 
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import GatewayError, InvalidRequest, PayloadTooLarge, error_response
@@ -84,3 +86,51 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+# what the OpenAI SDKs send from a browser (besides the CORS-safelisted headers)
+CORS_REQUEST_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "X-Request-Id",
+    "OpenAI-Organization",
+    "OpenAI-Project",
+    "OpenAI-Beta",
+    "X-Stainless-Arch",
+    "X-Stainless-Lang",
+    "X-Stainless-OS",
+    "X-Stainless-Package-Version",
+    "X-Stainless-Runtime",
+    "X-Stainless-Runtime-Version",
+    "X-Stainless-Retry-Count",
+    "X-Stainless-Timeout",
+    "X-Stainless-Helper-Method",
+    "X-Stainless-Poll-Helper",
+    "X-Stainless-Custom-Poll-Interval",
+)
+CORS_EXPOSED_HEADERS = ("x-request-id", "openai-poll-after-ms", "retry-after")
+
+
+class ApiCORSMiddleware:
+    """Starlette's CORSMiddleware on the /v1 routes only (the admin API, dashboards and signed links keep
+    none). Keys travel in the Authorization header, so credentials (cookies) are never allowed."""
+
+    def __init__(self, app: ASGIApp, *, origins: list[str]) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["GET", "HEAD", "POST", "DELETE"],
+            allow_headers=list(CORS_REQUEST_HEADERS),
+            expose_headers=list(CORS_EXPOSED_HEADERS),
+            allow_credentials=False,
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == "/v1" or path.startswith("/v1/"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -46,4 +46,5 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None, g
         if closer is not None:
             await closer()
         await gw.http.aclose()
+        await gw.public_http.aclose()
         await gw.db.dispose()

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.cli import alembic_config
 from app.config import Settings
 from app.main import create_app
+from app.server import uvicorn_options
 
 PG_URL = os.environ.get("VIDGATE_TEST_DATABASE_URL")
 
@@ -121,14 +122,17 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """uvicorn on a loopback port in a background thread."""
+    """uvicorn on a loopback port in a background thread; with `settings`, configured as `vidgate serve`
+    configures it (app.server.uvicorn_options)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, settings: Settings | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        )
+        if settings is None:
+            options: dict[str, Any] = {"host": "127.0.0.1", "port": self.port, "log_level": "warning"}
+        else:
+            options = uvicorn_options(settings, host="127.0.0.1", port=self.port)
+        self.server = uvicorn.Server(uvicorn.Config(app, lifespan="on", **options))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:
@@ -160,5 +164,5 @@ def live(settings: Settings) -> Iterator[tuple[LiveServer, str]]:
         return secret
 
     secret = asyncio.run(mk())
-    with LiveServer(create_app(settings)) as server:
+    with LiveServer(create_app(settings), settings=settings) as server:
         yield server, secret

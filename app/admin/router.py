@@ -21,6 +21,7 @@ from app.admin.schemas import (
 )
 from app.deps import GatewayDep, SessionDep
 from app.keys import service as keys
+from app.videos.links import link_base
 from app.videos.models import Video
 from app.videos.service import signed_url
 
@@ -87,7 +88,7 @@ async def channels(gw: GatewayDep, session: SessionDep) -> ChannelList:
 
 
 def _task(gw: GatewayDep, request: Request, row: Video) -> TaskOut:
-    url = None if row.deleted_at is not None else signed_url(gw, row, base=str(request.base_url).rstrip("/"))
+    url = None if row.deleted_at is not None else signed_url(gw, row, base=link_base(gw.settings, request))
     return TaskOut.of(row, url=url)
 
 

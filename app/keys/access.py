@@ -19,12 +19,26 @@ log = logging.getLogger("vidgate.keys")
 
 
 def client_ip(request: Request, settings: Settings) -> str | None:
-    if settings.trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        first = forwarded.split(",")[0].strip()
-        if first:
-            return first
-    return request.client.host if request.client else None
+    """The direct peer; behind a trusted proxy (VIDGATE_TRUST_FORWARDED_FOR and the peer in
+    VIDGATE_TRUSTED_PROXIES) the right-most X-Forwarded-For hop that is not a trusted proxy itself:
+    each proxy appends the address it saw, so everything left of that is the client's to forge."""
+    peer = request.client.host if request.client else None
+    if not settings.trust_forwarded_for or not _trusted(peer, settings):
+        return peer
+    hops = [h.strip() for value in request.headers.getlist("x-forwarded-for") for h in value.split(",")]
+    hops = [h for h in hops if h]
+    for hop in reversed(hops):
+        if not _trusted(hop, settings):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _trusted(ip: str | None, settings: Settings) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return False
+    return any(addr in net for net in settings.trusted_proxy_networks)
 
 
 def ip_allowed(ip: str | None, allowlist: list[str]) -> bool:

@@ -29,6 +29,7 @@ async def signed_video(
     row = await repo.get(session, video_id)
     if row is None or row.deleted_at is not None:
         raise service.not_found(video_id)
+    await service.check_link_owner(session, row)
     storage_key, media_type, filename = await service.asset(gw, row, variant)
     return await gw.storage.serve(storage_key, request, media_type=media_type, filename=filename, disposition="inline")
 

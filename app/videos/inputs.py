@@ -6,16 +6,14 @@ with `param` naming the field.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import ipaddress
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from app import netguard
 from app.errors import InvalidRequest, PayloadTooLarge
 from app.media import render
 from app.videos.parsing import ParsedBody, Upload, load_json
@@ -236,37 +234,33 @@ def decode_data_url(url: str, *, param: str, limit: int) -> tuple[bytes, str]:
     return data, check_image_bytes(data, param=param, limit=limit)
 
 
-class _Refused(Exception):
-    pass
-
-
-async def check_public_url(url: str) -> None:
-    """Refuse URLs whose host resolves to a private, loopback, link-local or otherwise internal address
-    (SSRF). Checked again on every redirect hop."""
-    parts = httpx.URL(url)
-    if parts.scheme not in ("http", "https") or not parts.host:
-        raise _Refused("only http(s) URLs can be fetched")
+def check_url(url: str, *, param: str) -> httpx.URL:
+    """A client's http(s) URL as the fetcher will read it; a URL it cannot parse is the client's 400."""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.host, parts.port or 443, type=socket.SOCK_STREAM)
-    except OSError:
-        raise _Refused("its host name does not resolve") from None
-    for info in infos:
-        addr = ipaddress.ip_address(info[4][0])
-        if not addr.is_global or addr.is_multicast:
-            raise _Refused("it points at a private or internal address")
+        parts = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        # e.g. 'http://0177.0.0.1/' (octal, which the OS would read as 127.0.0.1), 'http://256.1.1.1/'
+        raise InvalidRequest(f"'{param}' is not a valid URL: {exc}.", param=param, code="invalid_url") from None
+    if parts.scheme not in ("http", "https") or not parts.host:
+        raise InvalidRequest(f"'{param}' must be an http(s) URL.", param=param, code="invalid_url")
+    return parts
 
 
-async def fetch_image(
-    client: httpx.AsyncClient, url: str, *, param: str, limit: int, allow_private: bool = False
-) -> tuple[bytes, str]:
+async def fetch_image(client: httpx.AsyncClient, url: str, *, param: str, limit: int) -> tuple[bytes, str]:
+    """GET a client's image URL, following up to five redirects. `client` is the gateway's public-only
+    client (app.netguard) unless the operator allows private addresses: it resolves each host once and
+    connects to the checked address, so neither a redirect hop nor a rebinding DNS answer reaches an
+    internal one."""
     chunks: list[bytes] = []
+    target = check_url(url, param=param)
     try:
         for _ in range(6):  # the first request and up to five redirects, each hop checked
-            if not allow_private:
-                await check_public_url(url)
-            async with client.stream("GET", url, timeout=20.0, follow_redirects=False) as resp:
+            if target.scheme not in ("http", "https"):
+                raise netguard.Refused("only http(s) URLs can be fetched")
+            async with client.stream("GET", target, timeout=20.0, follow_redirects=False) as resp:
                 if resp.is_redirect and "location" in resp.headers:
-                    url = str(resp.url.join(resp.headers["location"]))
+                    target = resp.url.join(resp.headers["location"])
+                    url = str(target)
                     continue
                 if resp.status_code != 200:
                     raise InvalidRequest(
@@ -287,11 +281,11 @@ async def fetch_image(
                 break
         else:
             raise InvalidRequest(f"Too many redirects fetching '{url}'.", param=param, code="image_fetch_failed")
-    except _Refused as exc:
+    except netguard.Refused as exc:
         raise InvalidRequest(
             f"The image URL '{url}' cannot be fetched: {exc}.", param=param, code="image_url_not_allowed"
         ) from None
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL: a redirect to an unparseable Location
         raise InvalidRequest(
             f"Could not fetch the image at '{url}': {type(exc).__name__}.", param=param, code="image_fetch_failed"
         ) from None
@@ -299,9 +293,7 @@ async def fetch_image(
     return data, check_image_bytes(data, param=param, limit=limit)
 
 
-async def resolve_image(
-    src: ImageSource, *, transport: str, client: httpx.AsyncClient, limit: int, allow_private: bool = False
-) -> ImageRef:
+async def resolve_image(src: ImageSource, *, transport: str, client: httpx.AsyncClient, limit: int) -> ImageRef:
     """Bytes when the provider needs bytes (or the client sent them); else the client's URL as-is."""
     if src.file_id is not None:
         raise InvalidRequest(
@@ -317,7 +309,8 @@ async def resolve_image(
     if src.url.startswith("data:"):
         data, mime = decode_data_url(src.url, param=src.param, limit=limit)
         return ImageRef(data=data, mime=mime)
+    check_url(src.url, param=src.param)  # also when the provider fetches it: a 400 here, not a vendor error
     if transport in ("bytes", "base64"):
-        data, mime = await fetch_image(client, src.url, param=src.param, limit=limit, allow_private=allow_private)
+        data, mime = await fetch_image(client, src.url, param=src.param, limit=limit)
         return ImageRef(data=data, mime=mime, url=src.url)
     return ImageRef(url=src.url)

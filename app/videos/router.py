@@ -12,18 +12,15 @@ from app import errors
 from app.deps import ApiKeyDep, CreatorKeyDep, GatewayDep, SessionDep
 from app.keys.models import ApiKey
 from app.videos import openapi, schemas, service, submission
+from app.videos.links import link_base
 from app.videos.models import Video
 from app.videos.parsing import parse_body
 
 router = APIRouter(prefix="/v1", tags=["videos"])
 
 
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
 def _video(gw: Any, request: Request, row: Video) -> dict[str, Any]:
-    return schemas.video_object(row, url=service.signed_url(gw, row, base=_base(request)))
+    return schemas.video_object(row, url=service.signed_url(gw, row, base=link_base(gw.settings, request)))
 
 
 def _with_poll_header(gw: Any, request: Request, row: Video) -> JSONResponse:

@@ -150,15 +150,13 @@ def _priced(gw: Gateway, route: Route, draft: Draft, *, seconds: int) -> Draft:
 
 async def _images(gw: Gateway, route: Route, f: CommonFields, draft: Draft) -> None:
     limit = gw.settings.max_image_bytes
-    allow_private = gw.settings.allow_private_image_urls
+    client = gw.image_http()
     if f.image is not None:
         if route.caps.image == "none":
             raise errors.InvalidRequest(
                 f"Model '{route.requested}' does not take a reference image.", param="input_reference"
             )
-        draft.image = await resolve_image(
-            f.image, transport=route.image_transport, client=gw.http, limit=limit, allow_private=allow_private
-        )
+        draft.image = await resolve_image(f.image, transport=route.image_transport, client=client, limit=limit)
     elif route.caps.image == "required":
         raise errors.InvalidRequest(
             f"Model '{route.requested}' needs a reference image: send 'input_reference' "
@@ -172,7 +170,7 @@ async def _images(gw: Gateway, route: Route, f: CommonFields, draft: Draft) -> N
                 f"Model '{route.requested}' does not take a last frame.", param=f.last_frame.param
             )
         draft.last_frame = await resolve_image(
-            f.last_frame, transport=route.image_transport, client=gw.http, limit=limit, allow_private=allow_private
+            f.last_frame, transport=route.image_transport, client=client, limit=limit
         )
     needs_url = route.image_transport == "url"
     uploaded = [i for i in (draft.image, draft.last_frame) if i is not None and i.url is None]
@@ -420,10 +418,23 @@ async def asset(gw: Gateway, row: Video, variant: str) -> tuple[str, str, str]:
 def signed_url(gw: Gateway, row: Video, *, base: str, variant: str = "video") -> str | None:
     if row.status != pb.VideoStatus.completed.value or row.assets_purged_at is not None:
         return None
-    expires = int(row.expires_at or now() + gw.settings.url_ttl_seconds)
+    # a fresh link on every retrieve, for the URL TTL; never past the asset's own expiry
+    expires = int(now()) + gw.settings.url_ttl_seconds
+    if row.expires_at is not None:
+        expires = min(expires, int(row.expires_at))
     sig = gw.signer.signature("video", row.id, variant, expires)
     root = gw.base_url(base)
     return f"{root}/files/videos/{row.id}/{variant}?expires={expires}&signature={sig}"
+
+
+async def check_link_owner(session: AsyncSession, row: Video) -> None:
+    """A signed link works only while the key that made the video still could fetch it itself."""
+    key = await session.get(ApiKey, row.api_key_id)
+    if key is None or not key.active or not key.enabled or (key.expires_at is not None and key.expires_at <= now()):
+        raise errors.PermissionDenied(
+            "This link no longer works: the API key that created the video was revoked or disabled.",
+            code="link_revoked",
+        )
 
 
 # -- characters --------------------------------------------------------------------------------------

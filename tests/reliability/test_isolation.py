@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,6 +24,7 @@ from tests.conftest import LiveServer, make_settings, new_key
 from tests.fakes.assets import real_mp4
 from tests.reliability.rig import all_rows
 from tests.support.media import solid_image
+from tests.support.network import PUBLIC_IP, Network
 from tests.videos.test_http import assert_error, finish
 
 FAST = {"sandbox_latency_ms": 0}
@@ -281,9 +281,11 @@ class ImageHost:
 
     def __init__(self) -> None:
         self.hits: list[str] = []
+        self.host_headers: list[str | None] = []
 
         async def image(request: Request) -> Response:
             self.hits.append(request.url.path)
+            self.host_headers.append(request.headers.get("host"))
             return Response(solid_image((1, 200, 3), size=(64, 64), fmt="PNG"), media_type="image/png")
 
         async def hop(request: Request) -> Response:
@@ -343,48 +345,24 @@ async def test_client_image_urls_on_internal_addresses_are_never_fetched(gateway
     assert not list((gateway.state.gateway.settings.storage_dir / "assets").rglob("*.*"))
 
 
-class _PublicHostsToLoopback(httpx.AsyncBaseTransport):
-    """What DNS would do for `public.example`: send it to the test's server (loopback stays loopback)."""
-
-    def __init__(self, port: int) -> None:
-        self.port, self.inner = port, httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.host == "public.example":
-            request.url = request.url.copy_with(host="127.0.0.1", port=self.port)
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
 async def test_a_redirect_to_an_internal_address_is_refused_at_that_hop(own_database, tmp_path, monkeypatch) -> None:
-    real = socket.getaddrinfo
-
-    def resolve(host: Any, port: Any, *args: Any, **kw: Any) -> Any:
-        if host == "public.example":  # a public address, as far as the gateway's check can tell
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port or 80))]
-        return real(host, port, *args, **kw)
-
-    monkeypatch.setattr(socket, "getaddrinfo", resolve)
     host = ImageHost()
     with host.server:
-        http = httpx.AsyncClient(transport=_PublicHostsToLoopback(host.port))
-        app = create_app(make_settings(own_database, tmp_path / "data"), http=http)
+        # public.example resolves to a public address, which the test's network routes to the image host
+        Network(monkeypatch, {"public.example": [PUBLIC_IP]}, routes={PUBLIC_IP: host.port})
+        app = create_app(make_settings(own_database, tmp_path / "data"))
         async with app.router.lifespan_context(app), _client(app, await new_key(app)) as c:
             body = {"prompt": "x", "seconds": "1", "size": "64x64", "metadata": FAST}
             # the rig works: a public URL is fetched
-            r = await c.post(
-                "/v1/videos", json={**body, "input_reference": {"image_url": "http://public.example/img.png"}}
-            )
+            url = f"http://public.example:{host.port}/img.png"
+            r = await c.post("/v1/videos", json={**body, "input_reference": {"image_url": url}})
             assert r.status_code == 200, r.text
             assert host.hits == ["/img.png"]
             for target in (f"http://127.0.0.1:{host.port}/img.png", "http://169.254.169.254/latest/meta-data/"):
-                url = str(httpx.URL("http://public.example/redirect", params={"to": target}))
+                url = str(httpx.URL(f"http://public.example:{host.port}/redirect", params={"to": target}))
                 r = await c.post("/v1/videos", json={**body, "input_reference": {"image_url": url}})
                 assert_error(r, 400, code="image_url_not_allowed")
             assert host.hits == ["/img.png", "/redirect", "/redirect"]  # never the internal target
-        await http.aclose()
     assert len(await all_rows(own_database)) == 1
 
 
