@@ -126,8 +126,7 @@ async def video_content(
     variant: str = Query("video"),
 ) -> Response:
     row = await service.get_video(session, key, video_id)
-    storage_key, media_type, filename = await service.asset(gw, row, variant)
-    return await gw.storage.serve(storage_key, request, media_type=media_type, filename=filename)
+    return await service.serve_asset(gw, row, variant, request)
 
 
 @router.post("/videos/{video_id}/remix", summary="Remix a video", openapi_extra=openapi.REMIX)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
 
 from app import errors
 from app.context import Gateway
@@ -394,10 +396,8 @@ async def asset(gw: Gateway, row: Video, variant: str) -> tuple[str, str, str]:
             param="video_id",
             code="video_not_ready" if row.status in repo.ACTIVE else "video_failed",
         )
-    if row.assets_purged_at is not None or (row.expires_at is not None and row.expires_at <= now()):
-        raise errors.NotFound(
-            f"The content of video '{row.id}' has expired and was deleted.", param="video_id", code="video_expired"
-        )
+    if row.assets_purged_at is not None or _expired(row):
+        raise _expired_error(row)
     entry = (row.assets or {}).get(variant)
     if not entry or not await gw.storage.exists(entry["key"]):
         raise errors.NotFound(
@@ -405,6 +405,31 @@ async def asset(gw: Gateway, row: Video, variant: str) -> tuple[str, str, str]:
         )
     filename = f"{row.id}.{VARIANT_FILES[variant].rsplit('.', 1)[1]}"
     return entry["key"], MEDIA_TYPES[variant], filename
+
+
+def _expired(row: Video) -> bool:
+    return row.expires_at is not None and row.expires_at <= now()
+
+
+def _expired_error(row: Video) -> errors.NotFound:
+    return errors.NotFound(
+        f"The content of video '{row.id}' has expired and was deleted.", param="video_id", code="video_expired"
+    )
+
+
+async def serve_asset(
+    gw: Gateway, row: Video, variant: str, request: Request, *, disposition: str = "attachment"
+) -> Response:
+    """A variant as an HTTP response. The storage opens the object before answering, so an asset deleted
+    (DELETE, the retention purge) after the lookup above is a 404 here, and one that was opened is sent whole."""
+    storage_key, media_type, filename = await asset(gw, row, variant)
+    try:
+        return await gw.storage.serve(
+            storage_key, request, media_type=media_type, filename=filename, disposition=disposition
+        )
+    except FileNotFoundError:
+        # gone since the lookup: the purge deletes expired content; anything else was a DELETE
+        raise (_expired_error(row) if _expired(row) else not_found(row.id)) from None
 
 
 def signed_url(gw: Gateway, row: Video, *, base: str, variant: str = "video") -> str | None:
