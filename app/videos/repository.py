@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import now
 from app.providers.base import TERMINAL, VideoStatus
-from app.videos.models import Character, Video
+from app.videos.models import Character, IdempotencyKey, Video
 
 ACTIVE = (VideoStatus.queued.value, VideoStatus.in_progress.value)
 
@@ -136,6 +136,41 @@ async def expired_unpurged(session: AsyncSession, *, limit: int = 100) -> Sequen
             .limit(limit)
         )
     ).all()
+
+
+# -- idempotency keys
+
+
+async def get_idempotency(session: AsyncSession, api_key_id: str, key: str, *, since: float) -> IdempotencyKey | None:
+    return await session.scalar(
+        select(IdempotencyKey).where(
+            IdempotencyKey.api_key_id == api_key_id, IdempotencyKey.key == key, IdempotencyKey.created_at > since
+        )
+    )
+
+
+async def add_idempotency(session: AsyncSession, record: IdempotencyKey, *, expired_before: float) -> None:
+    """Insert, after forgetting an expired use of the same key; IntegrityError if a live one exists."""
+    await session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.api_key_id == record.api_key_id,
+            IdempotencyKey.key == record.key,
+            IdempotencyKey.created_at <= expired_before,
+        )
+    )
+    session.add(record)
+    await session.flush()
+
+
+async def delete_idempotency(session: AsyncSession, api_key_id: str, key: str) -> None:
+    await session.execute(
+        delete(IdempotencyKey).where(IdempotencyKey.api_key_id == api_key_id, IdempotencyKey.key == key)
+    )
+
+
+async def delete_expired_idempotency(session: AsyncSession, *, before: float) -> int:
+    result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at <= before))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def get_character(session: AsyncSession, owner: str, character_id: str) -> Character | None:

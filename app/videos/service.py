@@ -28,6 +28,7 @@ from app.providers.capabilities import CapabilityError, ModelCaps, parse_seconds
 from app.providers.registry import Route
 from app.usage import service as usage
 from app.videos import repository as repo
+from app.videos.idempotency import Claim
 from app.videos.inputs import (
     CommonFields,
     ImageRef,
@@ -133,6 +134,7 @@ class Draft:
     last_frame: ImageRef | None = None
     source_upload: Upload | None = None
     route: Route | None = None
+    idempotency: Claim | None = None  # stored with the row: a retry with this key answers this video
 
 
 def _priced(gw: Gateway, route: Route, draft: Draft, *, seconds: int) -> Draft:
