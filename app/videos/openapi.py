@@ -51,7 +51,7 @@ def _body(json_props: dict[str, Any], multipart_props: dict[str, Any], required:
                     "schema": {"type": "object", "properties": multipart_props, "required": required}
                 },
             },
-        }
+        },
     }
 
 
@@ -74,6 +74,7 @@ EXTEND = _body(
     ["prompt", "video", "seconds"],
 )
 CHARACTER = {
+    "parameters": [IDEMPOTENCY_KEY],
     "requestBody": {
         "required": True,
         "content": {
@@ -88,5 +89,5 @@ CHARACTER = {
                 }
             }
         },
-    }
+    },
 }

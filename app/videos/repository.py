@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import now
@@ -149,8 +151,9 @@ async def get_idempotency(session: AsyncSession, api_key_id: str, key: str, *, s
     )
 
 
-async def add_idempotency(session: AsyncSession, record: IdempotencyKey, *, expired_before: float) -> None:
-    """Insert, after forgetting an expired use of the same key; IntegrityError if a live one exists."""
+async def add_idempotency(session: AsyncSession, record: IdempotencyKey, *, expired_before: float) -> bool:
+    """Take the key for `record.resource_id`: False when a live use of it exists. A concurrent insert of
+    the same key that is not committed yet is waited for (both databases), so False means it is there."""
     await session.execute(
         delete(IdempotencyKey).where(
             IdempotencyKey.api_key_id == record.api_key_id,
@@ -158,8 +161,10 @@ async def add_idempotency(session: AsyncSession, record: IdempotencyKey, *, expi
             IdempotencyKey.created_at <= expired_before,
         )
     )
-    session.add(record)
-    await session.flush()
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    values = {c.key: getattr(record, c.key) for c in IdempotencyKey.__table__.columns}
+    result = await session.execute(insert(IdempotencyKey).values(**values).on_conflict_do_nothing())
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def delete_idempotency(session: AsyncSession, api_key_id: str, key: str) -> None:

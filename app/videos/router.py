@@ -106,9 +106,16 @@ async def extend_video(request: Request, gw: GatewayDep, session: SessionDep, ke
 
 
 @router.post("/videos/characters", summary="Create a character", openapi_extra=openapi.CHARACTER)
-async def create_character(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> dict[str, Any]:
-    char = await service.create_character(gw, session, key, await _body(gw, request))
-    return schemas.character_object(char)
+async def create_character(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
+    idem_key = idempotency.header_value(request.headers)
+    body = await _body(gw, request)
+    claim = await idempotency.claim(idem_key, request.url.path, body)
+    if claim is not None and (earlier := await idempotency.replay(session, key, claim)) is not None:
+        char, replayed = await service.get_character(session, key, earlier), True
+    else:
+        char, replayed = await service.create_character(gw, session, key, body, claim=claim)
+    headers = {idempotency.REPLAYED_HEADER: "true"} if replayed else None
+    return JSONResponse(schemas.character_object(char), headers=headers)
 
 
 @router.get("/videos/characters/{character_id}", summary="Get a character")

@@ -27,6 +27,7 @@ from app.providers import base as pb
 from app.providers.capabilities import CapabilityError, ModelCaps, parse_seconds, parse_size
 from app.providers.registry import Route
 from app.usage import service as usage
+from app.videos import idempotency
 from app.videos import repository as repo
 from app.videos.idempotency import Claim
 from app.videos.inputs import (
@@ -446,7 +447,11 @@ def signed_url(gw: Gateway, row: Video, *, base: str, variant: str = "video") ->
 # -- characters --------------------------------------------------------------------------------------
 
 
-async def create_character(gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody) -> Character:
+async def create_character(
+    gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody, *, claim: Claim | None = None
+) -> tuple[Character, bool]:
+    """The new character, or (with `claim`) the one a concurrent request with the same key made; and
+    whether it is that replay."""
     name = body.fields.get("name")
     if not isinstance(name, str) or not name.strip():
         raise errors.InvalidRequest(
@@ -476,10 +481,22 @@ async def create_character(gw: Gateway, session: AsyncSession, key: ApiKey, body
             "The uploaded 'video' is not a decodable video file.", param="video", code="invalid_video"
         ) from None
     await gw.storage.put_file(key_name, tmp)
+    # the key goes into this request's transaction with the character, as a video's goes with its row
+    record = claim.record(key.id, cid) if claim is not None else None
+    if record is not None and not await repo.add_idempotency(
+        session, record, expired_before=idempotency.expired_before()
+    ):
+        # a concurrent request with this key stored its character first: answer that one
+        await gw.storage.delete_prefix(key_name)
+        assert claim is not None
+        earlier = await idempotency.replay(session, key, claim)
+        if earlier is None:
+            raise idempotency.in_progress()
+        return await get_character(session, key, earlier), True
     char = Character(id=cid, owner=key.owner, name=name.strip(), created_at=int(now()), asset_key=key_name)
     session.add(char)
     await session.flush()
-    return char
+    return char, False
 
 
 async def get_character(session: AsyncSession, key: ApiKey, character_id: str) -> Character:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from app import errors
 from app.callbacks.router import callback_url
@@ -156,10 +155,8 @@ async def _store_row(gw: Gateway, key: ApiKey, draft: Draft) -> None:
             # first: a concurrent request with the same key that stored its video already (or is about
             # to commit it) makes this one a replay, before anything is reserved twice
             record = draft.idempotency.record(key.id, row.id)
-            try:
-                await repo.add_idempotency(s, record, expired_before=idempotency.expired_before())
-            except IntegrityError:
-                raise idempotency.KeyTaken from None
+            if not await repo.add_idempotency(s, record, expired_before=idempotency.expired_before()):
+                raise idempotency.KeyTaken
         # the key row is updated: that serialises this key's creates on PostgreSQL (row lock)
         # and on SQLite (write lock), so the quota and the concurrency count below are exact
         limited = key.quota_credits is not None or key.max_concurrent is not None

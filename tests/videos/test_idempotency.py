@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
+from app.keys.models import ApiKey
 from app.providers.base import Rejected
-from app.videos.models import IdempotencyKey, Video
+from app.videos.models import Character, IdempotencyKey, Video
 from tests.operators.test_limits import key_with, used
 from tests.support.media import solid_image
 from tests.videos.test_http import assert_error, finish
@@ -244,8 +245,41 @@ class TestDerivedRoutes:
             assert a.json()["id"] == b.json()["id"], path
         assert len(await videos_of(app, key_id)) == 4
 
+    async def test_characters_replay_and_race(self, app, client, priced) -> None:
+        key_id, secret = priced
+        h = {"Authorization": f"Bearer {secret}"}
+        src = (await client.post("/v1/videos", headers=h, json={**QUICK, "seconds": "1"})).json()["id"]
+        await finish(client, h, src)
+        clip = (await client.get(f"/v1/videos/{src}/content", headers=h)).content
+        form = {"name": (None, "Mochi"), "video": ("c.mp4", clip, "video/mp4")}
+        a = await client.post("/v1/videos/characters", headers=idem(secret, "c1"), files=form)
+        b = await client.post("/v1/videos/characters", headers=idem(secret, "c1"), files=form)
+        assert a.status_code == b.status_code == 200, (a.text, b.text)
+        assert a.json()["id"] == b.json()["id"] and b.headers["idempotent-replayed"] == "true"
+        other = {**form, "name": (None, "Other")}
+        assert_error(
+            await client.post("/v1/videos/characters", headers=idem(secret, "c1"), files=other),
+            409,
+            code="idempotency_key_reused",
+        )
+        race = await asyncio.gather(
+            *(client.post("/v1/videos/characters", headers=idem(secret, "c2"), files=form) for _ in range(4))
+        )
+        assert [r.status_code for r in race] == [200] * 4, [r.text for r in race]
+        assert len({r.json()["id"] for r in race}) == 1
+        async with app.state.gateway.sessionmaker() as s:
+            owner = (await s.get(ApiKey, key_id)).owner
+            count = await s.scalar(select(func.count()).select_from(Character).where(Character.owner == owner))
+        assert count == 2
+
     async def test_openapi_documents_the_header(self, client) -> None:
         doc = (await client.get("/openapi.json")).json()
-        for path in ("/v1/videos", "/v1/videos/{video_id}/remix", "/v1/videos/edits", "/v1/videos/extensions"):
+        for path in (
+            "/v1/videos",
+            "/v1/videos/{video_id}/remix",
+            "/v1/videos/edits",
+            "/v1/videos/extensions",
+            "/v1/videos/characters",
+        ):
             params = doc["paths"][path]["post"].get("parameters", [])
             assert any(p["in"] == "header" and p["name"] == "Idempotency-Key" for p in params), path
