@@ -115,4 +115,4 @@ def expired_before() -> float:
 
 
 class KeyTaken(Exception):
-    """A concurrent request with the same key stored its video first."""
+    """A concurrent request with the same key stored its video (or character) first."""

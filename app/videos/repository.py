@@ -167,9 +167,13 @@ async def add_idempotency(session: AsyncSession, record: IdempotencyKey, *, expi
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def delete_idempotency(session: AsyncSession, api_key_id: str, key: str) -> None:
+async def delete_idempotency(session: AsyncSession, api_key_id: str, key: str, *, resource_id: str) -> None:
     await session.execute(
-        delete(IdempotencyKey).where(IdempotencyKey.api_key_id == api_key_id, IdempotencyKey.key == key)
+        delete(IdempotencyKey).where(
+            IdempotencyKey.api_key_id == api_key_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.resource_id == resource_id,
+        )
     )
 
 

@@ -248,7 +248,7 @@ async def _drop(gw: Gateway, draft: Draft) -> None:
     async with gw.sessionmaker() as s:
         await repo.delete_row(s, row.id)
         if draft.idempotency is not None:
-            await repo.delete_idempotency(s, row.api_key_id, draft.idempotency.key)
+            await repo.delete_idempotency(s, row.api_key_id, draft.idempotency.key, resource_id=row.id)
         await usage.refund_unstored(s, row.api_key_id, row.reserved_credits)
         await s.commit()
     await discard_inputs(gw, row.id)
