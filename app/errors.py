@@ -64,6 +64,11 @@ class NotFound(GatewayError):
     type = "invalid_request_error"
 
 
+class Conflict(GatewayError):
+    status_code = 409
+    type = "invalid_request_error"
+
+
 class MethodNotAllowed(GatewayError):
     status_code = 405
     type = "invalid_request_error"

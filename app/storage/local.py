@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import stat
 import uuid
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import BinaryIO
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -34,6 +38,41 @@ class _BigChunkFileResponse(FileResponse):
             await super().__call__(scope, receive, send)
         except RangeNotSatisfiable as exc:  # raised while parsing the header, before anything was sent
             await not_satisfiable_response(exc.size)(scope, receive, send)
+
+
+class _OpenFileResponse(_BigChunkFileResponse):
+    """A FileResponse over a file that is already open.
+
+    Starlette's FileResponse stats and opens the path only when it is sent, so a file deleted in
+    between (DELETE, the retention purge) became a 500 or a body cut off after the headers. Here the
+    caller opened it first; the held descriptor keeps an unlinked file readable on POSIX, so a download
+    that was answered completes whole. Everything else (HEAD, Range, If-Range, 416) is FileResponse's."""
+
+    def __init__(
+        self, fh: BinaryIO, st: os.stat_result, path: Path, *, media_type: str, filename: str, disposition: str
+    ) -> None:
+        self._fh = fh
+        super().__init__(
+            path, media_type=media_type, filename=filename, stat_result=st, content_disposition_type=disposition
+        )
+
+    # every FileResponse body handler reads through this hook (Starlette 1.x); should it go away,
+    # tests/videos/test_content_races.py::test_a_started_download_completes_after_the_file_is_unlinked fails
+    @asynccontextmanager
+    async def _open_file(self) -> AsyncIterator[anyio.AsyncFile[bytes]]:
+        yield anyio.AsyncFile(self._fh)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if "http.response.pathsend" in scope.get("extensions", {}):
+            # pathsend hands the server the path, which may be gone by now: send from the descriptor
+            scope = {
+                **scope,
+                "extensions": {k: v for k, v in scope["extensions"].items() if k != "http.response.pathsend"},
+            }
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._fh.close()
 
 
 class LocalStorage:
@@ -110,7 +149,20 @@ class LocalStorage:
     async def serve(
         self, key: str, request: Request, *, media_type: str, filename: str, disposition: str = "attachment"
     ) -> Response:
-        # FileResponse streams from disk in chunks and answers HEAD and Range (206) itself
-        return _BigChunkFileResponse(
-            self.path(key), media_type=media_type, filename=filename, content_disposition_type=disposition
-        )
+        """Opens the file before answering: FileNotFoundError if it is gone (the caller's 404)."""
+        path = self.path(key)
+        fh, st = await asyncio.to_thread(_open_regular, path)
+        # FileResponse streams from the file in chunks and answers HEAD and Range (206) itself
+        return _OpenFileResponse(fh, st, path, media_type=media_type, filename=filename, disposition=disposition)
+
+
+def _open_regular(path: Path) -> tuple[BinaryIO, os.stat_result]:
+    try:
+        fh = path.open("rb")
+    except IsADirectoryError:
+        raise FileNotFoundError(str(path)) from None
+    st = os.fstat(fh.fileno())
+    if not stat.S_ISREG(st.st_mode):
+        fh.close()
+        raise FileNotFoundError(str(path))  # a FIFO or device where an asset should be: not servable
+    return fh, st

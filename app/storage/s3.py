@@ -23,13 +23,18 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from app.storage.base import StorageError
 from app.storage.ranges import RangeNotSatisfiable, not_satisfiable_response, parse_ranges
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
-    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef, HeadObjectOutputTypeDef
+    from types_aiobotocore_s3.type_defs import (
+        CompletedPartTypeDef,
+        GetObjectOutputTypeDef,
+        HeadObjectOutputTypeDef,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +354,15 @@ class S3Storage:
             headers["content-length"] = str(span[1] - span[0] + 1)
         if request.method == "HEAD":
             return Response(status_code=status, headers=headers, media_type=media_type)
-        return StreamingResponse(self._relay(key, span), status_code=status, headers=headers, media_type=media_type)
+        # open the object before answering: one deleted since the HEAD above is FileNotFoundError (the
+        # caller's 404), not a 200 whose body never comes; the headers describe the bytes actually opened
+        obj = await self._open(key, span)
+        headers["content-length"] = str(obj["ContentLength"])
+        if span is not None and (content_range := obj.get("ContentRange")):
+            headers["content-range"] = content_range
+        if etag := obj.get("ETag"):
+            headers["etag"] = etag
+        return _BodyResponse(obj["Body"], self._relay(key, obj["Body"]), status, headers, media_type)
 
     async def _redirect(self, key: str, request: Request, *, media_type: str, content_disposition: str) -> Response:
         s3 = await self._s3()
@@ -365,18 +378,34 @@ class S3Storage:
             url = await s3.generate_presigned_url(method, Params=params, ExpiresIn=self.presign_ttl_s)
         return RedirectResponse(url, status_code=302, headers={"cache-control": "no-store"})
 
-    async def _relay(self, key: str, span: tuple[int, int] | None) -> AsyncIterator[bytes]:
+    async def _open(self, key: str, span: tuple[int, int] | None) -> GetObjectOutputTypeDef:
         s3 = await self._s3()
         extra: dict[str, Any] = {"Range": f"bytes={span[0]}-{span[1]}"} if span else {}
         with self._errors("download", key):
-            obj = await s3.get_object(Bucket=self.bucket, Key=self._key(key), **extra)
-        body = obj["Body"]
+            return await s3.get_object(Bucket=self.bucket, Key=self._key(key), **extra)
+
+    async def _relay(self, key: str, body: Any) -> AsyncIterator[bytes]:
+        while True:
+            with self._errors("download", key):
+                chunk = await body.read(READ_CHUNK)
+            if not chunk:
+                break
+            yield chunk
+
+
+class _BodyResponse(StreamingResponse):
+    """Relays an S3 body that is already open and closes it however the response ends. A body that
+    fails half-way aborts the connection short of its Content-Length, which every client detects: it is
+    never mistaken for a whole download."""
+
+    def __init__(
+        self, body: Any, chunks: AsyncIterator[bytes], status: int, headers: dict[str, str], media_type: str
+    ) -> None:
+        super().__init__(chunks, status_code=status, headers=headers, media_type=media_type)
+        self._body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            while True:
-                with self._errors("download", key):
-                    chunk = await body.read(READ_CHUNK)
-                if not chunk:
-                    break
-                yield chunk
+            await super().__call__(scope, receive, send)
         finally:
-            await body.aclose()
+            await self._body.aclose()

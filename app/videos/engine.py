@@ -28,8 +28,8 @@ from app.providers import base as pb
 from app.providers.registry import Channel
 from app.storage import StorageError
 from app.usage import service as usage
+from app.videos import idempotency, service, submission
 from app.videos import repository as repo
-from app.videos import service, submission
 from app.videos.links import VARIANT_FILES
 from app.videos.models import Video
 from app.webhooks.service import enqueue_video_event
@@ -412,6 +412,7 @@ class TaskEngine:
             for row in rows:
                 await self.gw.storage.delete_prefix(f"videos/{row.id}")
                 row.assets_purged_at = now()
+            await repo.delete_expired_idempotency(s, before=idempotency.expired_before())
             await s.commit()
         if rows:
             log.info("purged assets of %d expired videos", len(rows))

@@ -30,8 +30,7 @@ async def signed_video(
     if row is None or row.deleted_at is not None:
         raise service.not_found(video_id)
     await service.check_link_owner(session, row)
-    storage_key, media_type, filename = await service.asset(gw, row, variant)
-    return await gw.storage.serve(storage_key, request, media_type=media_type, filename=filename, disposition="inline")
+    return await service.serve_asset(gw, row, variant, request, disposition="inline")
 
 
 @router.api_route("/inputs/{video_id}/{name}", methods=["GET", "HEAD"])
@@ -41,7 +40,12 @@ async def signed_input(
     _check(gw, "input", video_id, name, expires, signature)
     row = await repo.get(session, video_id)
     entry = (row.params or {}).get(f"image_{name}") if row is not None else None
-    if not entry or not entry.get("key") or not await gw.storage.exists(entry["key"]):
-        raise errors.NotFound("This input is no longer available.", code="input_not_found")
+    gone = errors.NotFound("This input is no longer available.", code="input_not_found")
+    if not entry or not entry.get("key"):
+        raise gone
     mime = entry.get("mime") or "application/octet-stream"
-    return await gw.storage.serve(entry["key"], request, media_type=mime, filename=name, disposition="inline")
+    try:
+        # opened before answering: inputs are discarded when their task finishes, maybe right now
+        return await gw.storage.serve(entry["key"], request, media_type=mime, filename=name, disposition="inline")
+    except FileNotFoundError:
+        raise gone from None

@@ -70,3 +70,16 @@ class Character(Base):
     name: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[int] = mapped_column(BigInteger)
     asset_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
+
+
+class IdempotencyKey(Base):
+    """An `Idempotency-Key` sent with a create, kept for 24 hours: the primary key (API key, header value)
+    is the unique constraint that lets exactly one of several identical requests store a video."""
+
+    __tablename__ = "idempotency_keys"
+
+    api_key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the canonical request
+    resource_id: Mapped[str] = mapped_column(String(80))  # the video it created
+    created_at: Mapped[float] = mapped_column(Float, index=True)  # the janitor forgets keys after 24 h

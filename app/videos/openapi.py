@@ -60,8 +60,23 @@ _COMMON: dict[str, Any] = {
 }
 
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Makes a retried create safe: the same key with the same request from the same API key within "
+        "24 hours answers the video the first request made (same id, current state, charged once) with "
+        "`Idempotent-Replayed: true`; the same key with a different request is a 409 "
+        "(`idempotency_key_reused`). 1 to 255 printable ASCII characters."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+}
+
+
 def _body(json_props: dict[str, Any], multipart_props: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {
+        "parameters": [IDEMPOTENCY_KEY],
         "requestBody": {
             "required": True,
             "content": {
@@ -70,7 +85,7 @@ def _body(json_props: dict[str, Any], multipart_props: dict[str, Any], required:
                     "schema": {"type": "object", "properties": multipart_props, "required": required}
                 },
             },
-        }
+        },
     }
 
 
@@ -93,6 +108,7 @@ EXTEND = _body(
     ["prompt", "video", "seconds"],
 )
 CHARACTER = {
+    "parameters": [IDEMPOTENCY_KEY],
     "requestBody": {
         "required": True,
         "content": {
@@ -107,5 +123,5 @@ CHARACTER = {
                 }
             }
         },
-    }
+    },
 }

@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import now
 from app.providers.base import TERMINAL, VideoStatus
-from app.videos.models import Character, Video
+from app.videos.models import Character, IdempotencyKey, Video
 
 ACTIVE = (VideoStatus.queued.value, VideoStatus.in_progress.value)
 
@@ -136,6 +138,48 @@ async def expired_unpurged(session: AsyncSession, *, limit: int = 100) -> Sequen
             .limit(limit)
         )
     ).all()
+
+
+# -- idempotency keys
+
+
+async def get_idempotency(session: AsyncSession, api_key_id: str, key: str, *, since: float) -> IdempotencyKey | None:
+    return await session.scalar(
+        select(IdempotencyKey).where(
+            IdempotencyKey.api_key_id == api_key_id, IdempotencyKey.key == key, IdempotencyKey.created_at > since
+        )
+    )
+
+
+async def add_idempotency(session: AsyncSession, record: IdempotencyKey, *, expired_before: float) -> bool:
+    """Take the key for `record.resource_id`: False when a live use of it exists. A concurrent insert of
+    the same key that is not committed yet is waited for (both databases), so False means it is there."""
+    await session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.api_key_id == record.api_key_id,
+            IdempotencyKey.key == record.key,
+            IdempotencyKey.created_at <= expired_before,
+        )
+    )
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    values = {c.key: getattr(record, c.key) for c in IdempotencyKey.__table__.columns}
+    result = await session.execute(insert(IdempotencyKey).values(**values).on_conflict_do_nothing())
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def delete_idempotency(session: AsyncSession, api_key_id: str, key: str, *, resource_id: str) -> None:
+    await session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.api_key_id == api_key_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.resource_id == resource_id,
+        )
+    )
+
+
+async def delete_expired_idempotency(session: AsyncSession, *, before: float) -> int:
+    result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at <= before))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def get_character(session: AsyncSession, owner: str, character_id: str) -> Character | None:

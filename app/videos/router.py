@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -11,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import errors
 from app.deps import ApiKeyDep, CreatorKeyDep, GatewayDep, SessionDep
 from app.keys.models import ApiKey
-from app.videos import openapi, schemas, service, submission
+from app.videos import idempotency, openapi, schemas, service, submission
 from app.videos.links import link_base
 from app.videos.models import Video
-from app.videos.parsing import parse_body
+from app.videos.parsing import ParsedBody, parse_body
 
 router = APIRouter(prefix="/v1", tags=["videos"])
 
@@ -23,8 +24,10 @@ def _video(gw: Any, request: Request, row: Video) -> dict[str, Any]:
     return schemas.video_object(row, url=service.signed_url(gw, row, base=link_base(gw.settings, request)))
 
 
-def _with_poll_header(gw: Any, request: Request, row: Video) -> JSONResponse:
+def _with_poll_header(gw: Any, request: Request, row: Video, *, replayed: bool = False) -> JSONResponse:
     resp = JSONResponse(_video(gw, request, row))
+    if replayed:
+        resp.headers[idempotency.REPLAYED_HEADER] = "true"
     if row.status in ("queued", "in_progress"):
         resp.headers["openai-poll-after-ms"] = str(service.poll_after_ms(gw, row))
     return resp
@@ -35,18 +38,31 @@ async def _body(gw: Any, request: Request) -> Any:
     return await parse_body(request, max_part_bytes=limit)
 
 
-async def _submit(gw: Any, session: AsyncSession, key: ApiKey, draft: service.Draft) -> Video:
+async def _create(
+    request: Request,
+    gw: Any,
+    session: AsyncSession,
+    key: ApiKey,
+    make_draft: Callable[[ParsedBody], Awaitable[service.Draft]],
+) -> JSONResponse:
+    """Draft and submit a video, or answer the one an earlier request with the same Idempotency-Key made."""
+    idem_key = idempotency.header_value(request.headers)
+    body = await _body(gw, request)
+    claim = await idempotency.claim(idem_key, request.url.path, body)
+    if claim is not None and (earlier := await idempotency.replay(session, key, claim)) is not None:
+        return _with_poll_header(gw, request, await service.get_video(session, key, earlier), replayed=True)
+    draft = await make_draft(body)
+    draft.idempotency = claim
     # Hand the request's connection back first: submission commits in short sessions of its own, and
     # requests that each hold one pooled connection while waiting for a second deadlock the pool.
     await session.commit()
-    return await submission.submit_draft(gw, key, draft)
+    row = await submission.submit_draft(gw, key, draft)
+    return _with_poll_header(gw, request, row, replayed=row.id != draft.video.id)
 
 
 @router.post("/videos", summary="Create a video", openapi_extra=openapi.CREATE, **openapi.VIDEO)
 async def create_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
-    draft = await service.draft_create(gw, session, key, await _body(gw, request))
-    row = await _submit(gw, session, key, draft)
-    return _with_poll_header(gw, request, row)
+    return await _create(request, gw, session, key, lambda body: service.draft_create(gw, session, key, body))
 
 
 @router.get("/videos", summary="List videos", **openapi.VIDEO_LIST)
@@ -78,22 +94,27 @@ async def list_videos(
 
 @router.post("/videos/edits", summary="Edit a video", openapi_extra=openapi.EDIT, **openapi.VIDEO)
 async def edit_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
-    draft = await service.draft_edit(gw, session, key, await _body(gw, request))
-    return _with_poll_header(gw, request, await _submit(gw, session, key, draft))
+    return await _create(request, gw, session, key, lambda body: service.draft_edit(gw, session, key, body))
 
 
 @router.post("/videos/extensions", summary="Extend a video", openapi_extra=openapi.EXTEND, **openapi.VIDEO)
 async def extend_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
-    draft = await service.draft_extend(gw, session, key, await _body(gw, request))
-    return _with_poll_header(gw, request, await _submit(gw, session, key, draft))
+    return await _create(request, gw, session, key, lambda body: service.draft_extend(gw, session, key, body))
 
 
 @router.post(
     "/videos/characters", summary="Create a character", openapi_extra=openapi.CHARACTER, **openapi.CHARACTER_OBJ
 )
-async def create_character(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> dict[str, Any]:
-    char = await service.create_character(gw, session, key, await _body(gw, request))
-    return schemas.character_object(char)
+async def create_character(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
+    idem_key = idempotency.header_value(request.headers)
+    body = await _body(gw, request)
+    claim = await idempotency.claim(idem_key, request.url.path, body)
+    if claim is not None and (earlier := await idempotency.replay(session, key, claim)) is not None:
+        char, replayed = await service.get_character(session, key, earlier), True
+    else:
+        char, replayed = await service.create_character(gw, session, key, body, claim=claim)
+    headers = {idempotency.REPLAYED_HEADER: "true"} if replayed else None
+    return JSONResponse(schemas.character_object(char), headers=headers)
 
 
 @router.get("/videos/characters/{character_id}", summary="Get a character", **openapi.CHARACTER_OBJ)
@@ -130,13 +151,11 @@ async def video_content(
     variant: str = Query("video"),
 ) -> Response:
     row = await service.get_video(session, key, video_id)
-    storage_key, media_type, filename = await service.asset(gw, row, variant)
-    return await gw.storage.serve(storage_key, request, media_type=media_type, filename=filename)
+    return await service.serve_asset(gw, row, variant, request)
 
 
 @router.post("/videos/{video_id}/remix", summary="Remix a video", openapi_extra=openapi.REMIX, **openapi.VIDEO)
 async def remix_video(
     video_id: str, request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep
 ) -> JSONResponse:
-    draft = await service.draft_remix(gw, session, key, video_id, await _body(gw, request))
-    return _with_poll_header(gw, request, await _submit(gw, session, key, draft))
+    return await _create(request, gw, session, key, lambda body: service.draft_remix(gw, session, key, video_id, body))

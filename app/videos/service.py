@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
 
 from app import errors
 from app.context import Gateway
@@ -25,7 +27,9 @@ from app.providers import base as pb
 from app.providers.capabilities import CapabilityError, ModelCaps, parse_seconds, parse_size
 from app.providers.registry import Route, enable_hint
 from app.usage import service as usage
+from app.videos import idempotency
 from app.videos import repository as repo
+from app.videos.idempotency import Claim
 from app.videos.inputs import (
     CommonFields,
     ImageRef,
@@ -136,6 +140,7 @@ class Draft:
     last_frame: ImageRef | None = None
     source_upload: Upload | None = None
     route: Route | None = None
+    idempotency: Claim | None = None  # stored with the row: a retry with this key answers this video
 
 
 def _priced(gw: Gateway, route: Route, draft: Draft, *, seconds: int) -> Draft:
@@ -402,10 +407,8 @@ async def asset(gw: Gateway, row: Video, variant: str) -> tuple[str, str, str]:
             param="video_id",
             code="video_not_ready" if row.status in repo.ACTIVE else "video_failed",
         )
-    if row.assets_purged_at is not None or (row.expires_at is not None and row.expires_at <= now()):
-        raise errors.NotFound(
-            f"The content of video '{row.id}' has expired and was deleted.", param="video_id", code="video_expired"
-        )
+    if row.assets_purged_at is not None or _expired(row):
+        raise _expired_error(row)
     entry = (row.assets or {}).get(variant)
     if not entry or not await gw.storage.exists(entry["key"]):
         raise errors.NotFound(
@@ -413,6 +416,31 @@ async def asset(gw: Gateway, row: Video, variant: str) -> tuple[str, str, str]:
         )
     filename = f"{row.id}.{VARIANT_FILES[variant].rsplit('.', 1)[1]}"
     return entry["key"], MEDIA_TYPES[variant], filename
+
+
+def _expired(row: Video) -> bool:
+    return row.expires_at is not None and row.expires_at <= now()
+
+
+def _expired_error(row: Video) -> errors.NotFound:
+    return errors.NotFound(
+        f"The content of video '{row.id}' has expired and was deleted.", param="video_id", code="video_expired"
+    )
+
+
+async def serve_asset(
+    gw: Gateway, row: Video, variant: str, request: Request, *, disposition: str = "attachment"
+) -> Response:
+    """A variant as an HTTP response. The storage opens the object before answering, so an asset deleted
+    (DELETE, the retention purge) after the lookup above is a 404 here, and one that was opened is sent whole."""
+    storage_key, media_type, filename = await asset(gw, row, variant)
+    try:
+        return await gw.storage.serve(
+            storage_key, request, media_type=media_type, filename=filename, disposition=disposition
+        )
+    except FileNotFoundError:
+        # gone since the lookup: the purge deletes expired content; anything else was a DELETE
+        raise (_expired_error(row) if _expired(row) else not_found(row.id)) from None
 
 
 def signed_url(gw: Gateway, row: Video, *, base: str, variant: str = "video") -> str | None:
@@ -440,7 +468,11 @@ async def check_link_owner(session: AsyncSession, row: Video) -> None:
 # -- characters --------------------------------------------------------------------------------------
 
 
-async def create_character(gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody) -> Character:
+async def create_character(
+    gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody, *, claim: Claim | None = None
+) -> tuple[Character, bool]:
+    """The new character, or (with `claim`) the one a concurrent request with the same key made; and
+    whether it is that replay."""
     name = body.fields.get("name")
     if not isinstance(name, str) or not name.strip():
         raise errors.InvalidRequest(
@@ -470,10 +502,22 @@ async def create_character(gw: Gateway, session: AsyncSession, key: ApiKey, body
             "The uploaded 'video' is not a decodable video file.", param="video", code="invalid_video"
         ) from None
     await gw.storage.put_file(key_name, tmp)
+    # the key goes into this request's transaction with the character, as a video's goes with its row
+    record = claim.record(key.id, cid) if claim is not None else None
+    if record is not None and not await repo.add_idempotency(
+        session, record, expired_before=idempotency.expired_before()
+    ):
+        # a concurrent request with this key stored its character first: answer that one
+        await gw.storage.delete_prefix(key_name)
+        assert claim is not None
+        earlier = await idempotency.replay(session, key, claim)
+        if earlier is None:
+            raise idempotency.in_progress()
+        return await get_character(session, key, earlier), True
     char = Character(id=cid, owner=key.owner, name=name.strip(), created_at=int(now()), asset_key=key_name)
     session.add(char)
     await session.flush()
-    return char
+    return char, False
 
 
 async def get_character(session: AsyncSession, key: ApiKey, character_id: str) -> Character:

@@ -25,9 +25,10 @@ from app.keys.models import ApiKey
 from app.providers import base as pb
 from app.providers.registry import Channel, Route
 from app.usage import service as usage
+from app.videos import idempotency
 from app.videos import repository as repo
 from app.videos.models import Video
-from app.videos.service import IMAGE_EXT, Draft, provider_error
+from app.videos.service import IMAGE_EXT, Draft, not_found, provider_error
 
 log = logging.getLogger("vidgate.videos")
 
@@ -150,7 +151,13 @@ async def _store_row(gw: Gateway, key: ApiKey, draft: Draft) -> None:
     """Reserve credits and a concurrency slot and store the row, in one transaction."""
     row = draft.video
     async with gw.sessionmaker() as s:
-        # the key row is updated first: that serialises this key's creates on PostgreSQL (row lock)
+        if draft.idempotency is not None:
+            # first: a concurrent request with the same key that stored its video already (or is about
+            # to commit it) makes this one a replay, before anything is reserved twice
+            record = draft.idempotency.record(key.id, row.id)
+            if not await repo.add_idempotency(s, record, expired_before=idempotency.expired_before()):
+                raise idempotency.KeyTaken
+        # the key row is updated: that serialises this key's creates on PostgreSQL (row lock)
         # and on SQLite (write lock), so the quota and the concurrency count below are exact
         limited = key.quota_credits is not None or key.max_concurrent is not None
         if (limited or row.reserved_credits) and not await usage.reserve(s, key.id, row.reserved_credits):
@@ -234,17 +241,37 @@ async def record_submitted(gw: Gateway, row: Video, channel: Channel, task: pb.V
         setattr(row, k, v)
 
 
-async def _drop(gw: Gateway, row: Video) -> None:
-    """Forget a task no vendor accepted: delete the row and give back its reservation, together."""
+async def _drop(gw: Gateway, draft: Draft) -> None:
+    """Forget a task no vendor accepted: delete the row, its idempotency key (a retry may try again) and
+    give back its reservation, together."""
+    row = draft.video
     async with gw.sessionmaker() as s:
         await repo.delete_row(s, row.id)
+        if draft.idempotency is not None:
+            await repo.delete_idempotency(s, row.api_key_id, draft.idempotency.key, resource_id=row.id)
         await usage.refund_unstored(s, row.api_key_id, row.reserved_credits)
         await s.commit()
     await discard_inputs(gw, row.id)
 
 
+async def _stored_by_another(gw: Gateway, key: ApiKey, draft: Draft) -> Video:
+    """The video of the concurrent request that took this draft's idempotency key (committed by now:
+    the key and its video are stored in one transaction, and the insert waited for it)."""
+    assert draft.idempotency is not None
+    async with gw.sessionmaker() as s:
+        video_id = await idempotency.replay(s, key, draft.idempotency)
+        video = await repo.get_owned(s, key.owner, video_id) if video_id else None
+    if video_id is None:
+        raise idempotency.in_progress()  # it was rejected and gave the key up meanwhile
+    if video is None:
+        raise not_found(video_id)
+    return video
+
+
 async def submit_draft(gw: Gateway, key: ApiKey, draft: Draft) -> Video:
-    """Store, submit, store the vendor id. Logical rejections leave nothing stored and nothing charged."""
+    """Store, submit, store the vendor id. Logical rejections leave nothing stored and nothing charged.
+
+    Returns another request's video when that one took the draft's idempotency key first."""
     row = draft.video
     assert draft.route is not None
     await _store_inputs(gw, draft)
@@ -252,6 +279,9 @@ async def submit_draft(gw: Gateway, key: ApiKey, draft: Draft) -> Video:
     row.next_poll_at = now() + SUBMIT_GRACE_S
     try:
         await _store_row(gw, key, draft)
+    except idempotency.KeyTaken:
+        await discard_inputs(gw, row.id)
+        return await _stored_by_another(gw, key, draft)
     except errors.GatewayError:
         await discard_inputs(gw, row.id)
         raise
@@ -266,10 +296,10 @@ async def submit_draft(gw: Gateway, key: ApiKey, draft: Draft) -> Video:
                 await s.commit()
             gw.wake_engine()
             return row
-        await _drop(gw, row)
+        await _drop(gw, draft)
         raise exc.error() from None
     except pb.ProviderError as exc:
-        await _drop(gw, row)
+        await _drop(gw, draft)
         raise provider_error(exc) from None
     await record_submitted(gw, row, channel, task)
     gw.metrics.task_transition(channel.vendor, "queued")

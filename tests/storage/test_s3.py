@@ -250,6 +250,33 @@ class TestServeStreamed:
             r = await c.get("/files/videos/none/video.mp4")
         assert r.status_code == 404
 
+    @pytest.mark.parametrize("header", [None, "bytes=100-199"])
+    async def test_deleted_after_the_head_raises_before_responding(
+        self, storage: S3Storage, monkeypatch: pytest.MonkeyPatch, header: str | None
+    ) -> None:
+        # a DELETE or the retention purge lands between the HEAD and the GET of the object
+        real = storage._head
+
+        async def head_then_delete(key: str) -> Any:
+            found = await real(key)
+            await storage.delete_prefix(key)
+            return found
+
+        monkeypatch.setattr(storage, "_head", head_then_delete)
+        headers = {"Range": header} if header else {}
+        request = Request(
+            {"type": "http", "method": "GET", "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+        )
+        with pytest.raises(FileNotFoundError):
+            await storage.serve(KEY, request, media_type="video/mp4", filename="clip.mp4")
+
+    async def test_a_started_download_completes_after_the_delete(self, storage: S3Storage) -> None:
+        async with client_for(storage) as c, c.stream("GET", f"/files/{KEY}", headers={"Range": "bytes=10-"}) as r:
+            await storage.delete_prefix(KEY)
+            body = await r.aread()
+        assert r.status_code == 206
+        assert body == DATA[10:] and r.headers["content-length"] == str(len(body))
+
 
 class TestServeRedirect:
     async def test_get_redirects_to_presigned_url(self, s3_endpoint: str, tmp_path: Path) -> None:
