@@ -18,7 +18,7 @@ import httpx
 
 from app.errors import InvalidRequest, PayloadTooLarge
 from app.media import render
-from app.videos.parsing import ParsedBody, Upload, load_json
+from app.videos.parsing import BodyError, ParsedBody, Upload, load_json
 
 MAX_PROMPT = 32_000
 ALLOWED_IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
@@ -95,6 +95,8 @@ def metadata_field(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         try:
             value = load_json(value)
+        except BodyError as exc:
+            raise InvalidRequest(f"Invalid 'metadata': {exc.why}.", param="metadata", code="invalid_value") from None
         except ValueError:
             raise InvalidRequest(
                 "'metadata' must be a JSON object (as a JSON string in multipart, e.g. "

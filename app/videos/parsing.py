@@ -7,6 +7,7 @@ uploaded files by field name. Coercion of individual fields happens in the servi
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -60,44 +61,67 @@ def _split(name: str) -> list[str]:
     return parts
 
 
-def unstorable(value: Any, limit: int = MAX_DEPTH) -> str | None:
+class BodyError(ValueError):
+    """Why a parsed body cannot be taken; `param` is the top-level field at fault (None: the body itself)."""
+
+    def __init__(self, why: str, param: str | None = None) -> None:
+        super().__init__(why)
+        self.why = why
+        self.param = param
+
+
+NOT_FINITE = "it contains a number that is not finite (NaN, Infinity, or too large for a double, e.g. 1e309)"
+
+
+def problem(value: Any, limit: int = MAX_DEPTH) -> BodyError | None:
     """Why a parsed body cannot be taken, or None: nesting deeper than `limit` (it would overflow the stack
-    later), or text no database stores (a NUL character, an unpaired surrogate from a `\\ud800` escape)."""
-    stack = [(value, 1)]  # iterative: the point is not to recurse as deep as the client likes
+    later), text no database stores (a NUL character, an unpaired surrogate from a `\\ud800` escape), or a
+    number that is not finite (PostgreSQL refuses it in JSON; SQLite would store `Infinity`, not JSON)."""
+    stack: list[tuple[Any, int, str | None]] = [(value, 1, None)]  # iterative: not as deep as the client likes
     while stack:
-        item, depth = stack.pop()
+        item, depth, top = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return BodyError(NOT_FINITE, top)
+            continue
         if isinstance(item, str):
             if "\x00" in item:
-                return "it contains a NUL character"
+                return BodyError("it contains a NUL character", top)
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
-                return "it contains text that is not valid Unicode"
+                return BodyError("it contains text that is not valid Unicode", top)
             continue
-        children = (
-            [*item.keys(), *item.values()] if isinstance(item, dict) else item if isinstance(item, list) else None
-        )
-        if children is None:
+        if not isinstance(item, (dict, list)):
             continue
         if depth > limit:
-            return f"it is nested more than {limit} levels deep"
-        stack.extend((child, depth + 1) for child in children)
+            return BodyError(f"it is nested more than {limit} levels deep", top)
+        if isinstance(item, dict):
+            for key, child in item.items():
+                child_top = top if top is not None or depth > 1 else str(key)
+                stack.append((key, depth + 1, child_top))
+                stack.append((child, depth + 1, child_top))
+        else:
+            stack.extend((child, depth + 1, top) for child in item)
     return None
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")  # json.loads takes NaN and Infinity; PostgreSQL does not
+def unstorable(value: Any, limit: int = MAX_DEPTH) -> str | None:
+    """`problem`'s reason alone."""
+    found = problem(value, limit)
+    return found.why if found is not None else None
 
 
 def load_json(raw: str | bytes) -> Any:
-    """`json.loads` that fails with ValueError on whatever a client can send: bad syntax or UTF-8, numbers
-    past Python's digit limit, NaN, and what `unstorable` refuses."""
+    """`json.loads` that fails with ValueError (a BodyError naming the top-level field when it can) on
+    whatever a client can send: bad syntax or UTF-8, numbers past Python's digit limit, NaN, Infinity and
+    overflowing floats, and what `problem` refuses."""
     try:
-        data = json.loads(raw, parse_constant=_no_constant)
+        data = json.loads(raw)  # NaN, Infinity and 1e309 parse as floats: `problem` names their field
     except RecursionError:
         raise ValueError(f"it is nested more than {MAX_DEPTH} levels deep") from None
-    if (why := unstorable(data)) is not None:
-        raise ValueError(why)
+    if (found := problem(data)) is not None:
+        raise found
     return data
 
 
@@ -153,8 +177,10 @@ async def parse_body(request: Request, *, max_part_bytes: int, max_files: int = 
             else:
                 pairs.append((name, value))
         fields = nest(pairs)
-        if (why := unstorable(fields)) is not None:
-            raise InvalidRequest(f"The request's fields cannot be taken: {why}.", code="invalid_body")
+        if (found := problem(fields)) is not None:
+            raise InvalidRequest(
+                f"The request's fields cannot be taken: {found.why}.", param=found.param, code="invalid_body"
+            )
         return ParsedBody(fields, files, "multipart" if ctype.startswith("multipart") else "form")
     raw = await request.body()
     if not raw.strip():
@@ -162,6 +188,12 @@ async def parse_body(request: Request, *, max_part_bytes: int, max_files: int = 
     if ctype in ("application/json", "") or ctype.endswith("+json") or raw.lstrip()[:1] == b"{":
         try:
             data = load_json(raw)
+        except BodyError as exc:
+            if exc.param is None:
+                raise InvalidRequest(
+                    f"We could not take the JSON body of your request: {exc.why}.", code="invalid_json"
+                ) from None
+            raise InvalidRequest(f"Invalid '{exc.param}': {exc.why}.", param=exc.param, code="invalid_value") from None
         except ValueError as exc:
             raise InvalidRequest(
                 f"We could not parse the JSON body of your request: {exc}. The body must be a JSON object.",
