@@ -10,6 +10,7 @@ import asyncio
 import base64
 import binascii
 import ipaddress
+import json
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,7 +90,67 @@ def prompt_field(fields: dict[str, Any]) -> str:
     return prompt
 
 
-def metadata_field(value: Any) -> dict[str, Any]:
+# The relay convention's image URLs in metadata (see common_fields): often data URLs, so they are
+# bounded by the image limit (as a data URL) rather than by the metadata size.
+METADATA_IMAGE_KEYS = frozenset({"img_url", "first_frame_url", "image_url", "last_frame_url"})
+
+
+@dataclass(frozen=True)
+class MetadataLimits:
+    """OpenAI's own metadata is 16 string pairs of at most 512 characters; vidgate passes vendor extras
+    (camera controls, seeds, callback URLs) through it, so it takes more, but a bounded amount."""
+
+    max_bytes: int = 16 * 1024
+    max_keys: int = 64
+    max_depth: int = 5
+    max_image_url_chars: int = 28 * 1024 * 1024
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> MetadataLimits:
+        return cls(
+            max_bytes=settings.max_metadata_bytes,
+            max_keys=settings.max_metadata_keys,
+            max_depth=settings.max_metadata_depth,
+            max_image_url_chars=settings.max_image_bytes * 4 // 3 + 1024,
+        )
+
+
+def _depth(value: Any, stop: int) -> int:
+    """Nesting levels of objects and lists (a scalar is 0), counted no further than `stop` + 1."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > stop:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def check_metadata(metadata: dict[str, Any], limits: MetadataLimits) -> None:
+    def too_large(why: str) -> InvalidRequest:
+        return InvalidRequest(f"'metadata' is too large: {why}.", param="metadata", code="metadata_too_large")
+
+    if len(metadata) > limits.max_keys:
+        raise too_large(f"it has {len(metadata)} keys; at most {limits.max_keys} are allowed")
+    if (depth := _depth(metadata, limits.max_depth)) > limits.max_depth:
+        raise too_large(f"it is nested {depth} or more levels deep; at most {limits.max_depth} are allowed")
+    rest: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if key in METADATA_IMAGE_KEYS and isinstance(value, str):
+            if len(value) > limits.max_image_url_chars:
+                raise too_large(f"'metadata.{key}' is longer than {limits.max_image_url_chars} characters")
+            continue
+        rest[key] = value
+    size = len(json.dumps(rest, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+    if size > limits.max_bytes:
+        raise too_large(f"it is {size} bytes as JSON; at most {limits.max_bytes} bytes are allowed")
+
+
+def metadata_field(value: Any, limits: MetadataLimits | None = None) -> dict[str, Any]:
     if value is None or value == "":
         return {}
     if isinstance(value, str):
@@ -106,6 +167,7 @@ def metadata_field(value: Any) -> dict[str, Any]:
             ) from None
     if not isinstance(value, dict):
         raise InvalidRequest("'metadata' must be a JSON object.", param="metadata", code="invalid_type")
+    check_metadata(value, limits or MetadataLimits())
     return value
 
 
@@ -168,10 +230,12 @@ def _video_source(value: Any, files: dict[str, Upload]) -> VideoSource | None:
     return None
 
 
-def common_fields(body: ParsedBody, *, prompt_required: bool = True) -> CommonFields:
+def common_fields(
+    body: ParsedBody, *, limits: MetadataLimits | None = None, prompt_required: bool = True
+) -> CommonFields:
     f = body.fields
     prompt = prompt_field(f) if prompt_required or f.get("prompt") is not None else ""
-    metadata = metadata_field(f.get("metadata"))
+    metadata = metadata_field(f.get("metadata"), limits)
     size = _str(f.get("size"), "size") or _str(f.get("resolution"), "resolution")
     seconds = f.get("seconds", f.get("duration"))
     if isinstance(seconds, (dict, list)):

@@ -157,7 +157,35 @@ def nest(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-async def parse_body(request: Request, *, max_part_bytes: int, max_files: int = 8) -> ParsedBody:
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The body, refused with a 413 as soon as it passes `limit` (before anything parses it)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise _json_too_large(limit)
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise _json_too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The JSON body is larger than the limit of {limit} bytes; send large images as multipart file uploads "
+        "or as image URLs.",
+        code="request_too_large",
+    )
+
+
+async def parse_body(
+    request: Request, *, max_part_bytes: int, max_files: int = 8, max_json_bytes: int | None = None
+) -> ParsedBody:
+    """`max_part_bytes` bounds a text part; a JSON body holds at most two such values (the reference image
+    and the last frame as data URLs) and small fields, so by default it is bounded by twice that plus 1 MiB."""
+    if max_json_bytes is None:
+        max_json_bytes = 2 * max_part_bytes + 1024 * 1024
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         try:
@@ -182,7 +210,7 @@ async def parse_body(request: Request, *, max_part_bytes: int, max_files: int = 
                 f"The request's fields cannot be taken: {found.why}.", param=found.param, code="invalid_body"
             )
         return ParsedBody(fields, files, "multipart" if ctype.startswith("multipart") else "form")
-    raw = await request.body()
+    raw = await _read_capped(request, max_json_bytes)
     if not raw.strip():
         return ParsedBody({}, {}, "empty")
     if ctype in ("application/json", "") or ctype.endswith("+json") or raw.lstrip()[:1] == b"{":

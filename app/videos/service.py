@@ -29,6 +29,7 @@ from app.videos import repository as repo
 from app.videos.inputs import (
     CommonFields,
     ImageRef,
+    MetadataLimits,
     common_fields,
     resolve_image,
 )
@@ -219,7 +220,7 @@ def _new_row(key: ApiKey, route: Route, *, prompt: str, w: int, h: int, seconds:
 
 
 async def draft_create(gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody) -> Draft:
-    f = common_fields(body)
+    f = common_fields(body, limits=MetadataLimits.from_settings(gw.settings))
     route = route_for(gw, key, f.model or DEFAULT_MODEL)
     w, h, s = resolve_size_seconds(gw, route.caps, f.size, f.seconds)
     row = _new_row(key, route, prompt=f.prompt, w=w, h=h, seconds=s, op="create")
@@ -250,7 +251,7 @@ def _require(route: Route, op: str, flag: bool) -> None:
 
 
 async def draft_remix(gw: Gateway, session: AsyncSession, key: ApiKey, video_id: str, body: ParsedBody) -> Draft:
-    f = common_fields(body)
+    f = common_fields(body, limits=MetadataLimits.from_settings(gw.settings))
     src = await _source_video(session, key, video_id, op="remix", param="video_id")
     route = route_for(gw, key, src.model)
     _require(route, "remix", route.caps.remix)
@@ -265,7 +266,7 @@ async def draft_remix(gw: Gateway, session: AsyncSession, key: ApiKey, video_id:
 async def _edit_like(
     gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody, *, op: str
 ) -> tuple[CommonFields, Route, Draft, int, int, int]:
-    f = common_fields(body)
+    f = common_fields(body, limits=MetadataLimits.from_settings(gw.settings))
     if f.video is None:
         raise errors.InvalidRequest(
             "Missing required parameter: 'video' (an uploaded MP4 file, or video[id] of one of your videos).",

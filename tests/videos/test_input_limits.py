@@ -38,7 +38,7 @@ async def test_metadata_within_the_limits_is_accepted(client, auth) -> None:
     [
         ({"k": "v" * 17_000}, "bytes"),
         ({f"k{i}": i for i in range(65)}, "keys"),
-        ({"a": {"b": {"c": {"d": {"e": 1}}}}}, "deep"),
+        ({"a": {"b": {"c": {"d": {"e": [1]}}}}}, "deep"),
     ],
     ids=["size", "keys", "depth"],
 )
