@@ -53,7 +53,7 @@ async def _stream_to(path: Path, chunks: AsyncIterator[bytes], *, limit: int | N
 
 def _is_image(path: Path) -> bool:
     try:
-        render.image_size(path.read_bytes())
+        render.image_size(path.read_bytes(), max_pixels=64_000_000)  # a vendor's thumbnail or spritesheet
     except render.MediaError:
         return False
     return True

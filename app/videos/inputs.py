@@ -266,7 +266,10 @@ def common_fields(
 # -- images ------------------------------------------------------------------------------------------
 
 
-def check_image_bytes(data: bytes, *, param: str, limit: int) -> str:
+def check_image_bytes(data: bytes, *, param: str, limit: int, max_pixels: int | None = None) -> str:
+    """The image's MIME type, or a 4xx: over the byte limit, not JPEG/PNG/WebP, more pixels than
+    `max_pixels` (judged from the header), or broken. CPU-bound: callers on the event loop use
+    `check_image`."""
     if len(data) > limit:
         raise PayloadTooLarge(
             f"The image is larger than the limit of {limit} bytes.", param=param, code="image_too_large"
@@ -279,7 +282,14 @@ def check_image_bytes(data: bytes, *, param: str, limit: int) -> str:
             code="invalid_image_format",
         )
     try:
-        render.image_size(data)
+        render.image_size(data, max_pixels=max_pixels)
+    except render.ImageTooLarge as exc:
+        size = f"{exc.size[0]}x{exc.size[1]} = {exc.size[0] * exc.size[1]} pixels" if exc.size else "too many pixels"
+        raise InvalidRequest(
+            f"The image is {size}; at most {exc.limit} pixels are allowed. Scale it down before sending it.",
+            param=param,
+            code="image_too_large",
+        ) from None
     except render.MediaError:
         raise InvalidRequest(
             "Invalid image: the file could not be decoded.", param=param, code="invalid_image"
@@ -287,7 +297,12 @@ def check_image_bytes(data: bytes, *, param: str, limit: int) -> str:
     return mime
 
 
-def decode_data_url(url: str, *, param: str, limit: int) -> tuple[bytes, str]:
+async def check_image(data: bytes, *, param: str, limit: int, max_pixels: int | None = None) -> str:
+    """`check_image_bytes` off the event loop."""
+    return await asyncio.to_thread(check_image_bytes, data, param=param, limit=limit, max_pixels=max_pixels)
+
+
+def decode_data_url(url: str, *, param: str, limit: int, max_pixels: int | None = None) -> tuple[bytes, str]:
     header, _, payload = url.partition(",")
     if not header.startswith("data:") or ";base64" not in header:
         raise InvalidRequest("A data URL must be base64-encoded (data:image/png;base64,...).", param=param)
@@ -299,7 +314,7 @@ def decode_data_url(url: str, *, param: str, limit: int) -> tuple[bytes, str]:
         data = base64.b64decode(payload, validate=False)
     except (binascii.Error, ValueError):
         raise InvalidRequest("The data URL is not valid base64.", param=param) from None
-    return data, check_image_bytes(data, param=param, limit=limit)
+    return data, check_image_bytes(data, param=param, limit=limit, max_pixels=max_pixels)
 
 
 class _Refused(Exception):
@@ -323,7 +338,13 @@ async def check_public_url(url: str) -> None:
 
 
 async def fetch_image(
-    client: httpx.AsyncClient, url: str, *, param: str, limit: int, allow_private: bool = False
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    param: str,
+    limit: int,
+    allow_private: bool = False,
+    max_pixels: int | None = None,
 ) -> tuple[bytes, str]:
     chunks: list[bytes] = []
     try:
@@ -362,13 +383,20 @@ async def fetch_image(
             f"Could not fetch the image at '{url}': {type(exc).__name__}.", param=param, code="image_fetch_failed"
         ) from None
     data = b"".join(chunks)
-    return data, check_image_bytes(data, param=param, limit=limit)
+    return data, await check_image(data, param=param, limit=limit, max_pixels=max_pixels)
 
 
 async def resolve_image(
-    src: ImageSource, *, transport: str, client: httpx.AsyncClient, limit: int, allow_private: bool = False
+    src: ImageSource,
+    *,
+    transport: str,
+    client: httpx.AsyncClient,
+    limit: int,
+    allow_private: bool = False,
+    max_pixels: int | None = None,
 ) -> ImageRef:
-    """Bytes when the provider needs bytes (or the client sent them); else the client's URL as-is."""
+    """Bytes when the provider needs bytes (or the client sent them); else the client's URL as-is.
+    Decoding and checking run off the event loop."""
     if src.file_id is not None:
         raise InvalidRequest(
             "File ids are not supported by this gateway: upload the image as 'input_reference' or pass "
@@ -378,12 +406,16 @@ async def resolve_image(
         )
     if src.upload is not None:
         data = await src.upload.read(limit, param=src.param)
-        return ImageRef(data=data, mime=check_image_bytes(data, param=src.param, limit=limit))
+        return ImageRef(data=data, mime=await check_image(data, param=src.param, limit=limit, max_pixels=max_pixels))
     assert src.url is not None
     if src.url.startswith("data:"):
-        data, mime = decode_data_url(src.url, param=src.param, limit=limit)
+        data, mime = await asyncio.to_thread(
+            decode_data_url, src.url, param=src.param, limit=limit, max_pixels=max_pixels
+        )
         return ImageRef(data=data, mime=mime)
     if transport in ("bytes", "base64"):
-        data, mime = await fetch_image(client, src.url, param=src.param, limit=limit, allow_private=allow_private)
+        data, mime = await fetch_image(
+            client, src.url, param=src.param, limit=limit, allow_private=allow_private, max_pixels=max_pixels
+        )
         return ImageRef(data=data, mime=mime, url=src.url)
     return ImageRef(url=src.url)

@@ -153,7 +153,12 @@ async def _images(gw: Gateway, route: Route, f: CommonFields, draft: Draft) -> N
                 f"Model '{route.requested}' does not take a reference image.", param="input_reference"
             )
         draft.image = await resolve_image(
-            f.image, transport=route.image_transport, client=gw.http, limit=limit, allow_private=allow_private
+            f.image,
+            transport=route.image_transport,
+            client=gw.http,
+            limit=limit,
+            allow_private=allow_private,
+            max_pixels=gw.settings.max_image_pixels,
         )
     elif route.caps.image == "required":
         raise errors.InvalidRequest(
@@ -168,7 +173,12 @@ async def _images(gw: Gateway, route: Route, f: CommonFields, draft: Draft) -> N
                 f"Model '{route.requested}' does not take a last frame.", param=f.last_frame.param
             )
         draft.last_frame = await resolve_image(
-            f.last_frame, transport=route.image_transport, client=gw.http, limit=limit, allow_private=allow_private
+            f.last_frame,
+            transport=route.image_transport,
+            client=gw.http,
+            limit=limit,
+            allow_private=allow_private,
+            max_pixels=gw.settings.max_image_pixels,
         )
     needs_url = route.image_transport == "url"
     uploaded = [i for i in (draft.image, draft.last_frame) if i is not None and i.url is None]
