@@ -6,15 +6,19 @@ uploaded files by field name. Coercion of individual fields happens in the servi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
+from collections.abc import Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from app.errors import InvalidRequest, PayloadTooLarge
 
@@ -23,23 +27,74 @@ _PART_RE = re.compile(r"\[([^\[\]]*)\]")
 MAX_DEPTH = 32  # objects and lists in one request; no real client nests deeper
 
 
+COPY_CHUNK = 1024 * 1024
+
+
+def file_too_large(filename: str, limit: int, *, param: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The uploaded file '{filename}' is larger than the limit of {limit} bytes.", param=param, code="file_too_large"
+    )
+
+
 @dataclass
 class Upload:
+    """An uploaded file, spooled to a temporary file as it arrived (in memory up to 1 MiB, then on disk)."""
+
     field: str
     filename: str
     content_type: str
     file: UploadFile
 
     async def read(self, limit: int, *, param: str) -> bytes:
+        """The whole file in memory: for what is needed as bytes anyway (images, at most `limit`)."""
         await self.file.seek(0)
         data = await self.file.read(limit + 1)
         if len(data) > limit:
-            raise PayloadTooLarge(
-                f"The uploaded file '{self.filename}' is larger than the limit of {limit} bytes.",
-                param=param,
-                code="file_too_large",
-            )
+            raise file_too_large(self.filename, limit, param=param)
         return data
+
+    async def save_to(self, path: Path, limit: int, *, param: str) -> int:
+        """Copy the file to `path` in chunks, in a thread: a big video never sits in memory whole."""
+
+        def copy() -> int:
+            src, total = self.file.file, 0
+            src.seek(0)
+            try:
+                with path.open("wb") as out:
+                    while chunk := src.read(COPY_CHUNK):
+                        total += len(chunk)
+                        if total > limit:
+                            raise file_too_large(self.filename, limit, param=param)
+                        out.write(chunk)
+            except BaseException:
+                path.unlink(missing_ok=True)  # a full disk or the limit: no half-copied file stays
+                raise
+            return total
+
+        return await asyncio.to_thread(copy)
+
+
+class _LimitedMultiPartParser(MultiPartParser):
+    """Starlette's parser, with a byte limit per file field checked as the bytes arrive: a file past its
+    limit is refused at once (the rest of the body is never read), not after it is spooled whole."""
+
+    def __init__(self, *args: Any, file_limit: Callable[[str], int], **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._file_limit = file_limit
+        self._file_bytes = 0
+
+    def on_part_begin(self) -> None:
+        super().on_part_begin()
+        self._file_bytes = 0
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part = self._current_part
+        if part.file is not None:
+            self._file_bytes += end - start
+            limit = self._file_limit(part.field_name)
+            if self._file_bytes > limit:
+                raise file_too_large(part.file.filename or part.field_name, limit, param=part.field_name)
+        super().on_part_data(data, start, end)
 
 
 @dataclass
@@ -179,17 +234,49 @@ def _json_too_large(limit: int) -> PayloadTooLarge:
     )
 
 
+async def _form(
+    request: Request, ctype: str, *, max_files: int, max_part_bytes: int, file_limit: Callable[[str], int]
+) -> FormData:
+    if ctype != "multipart/form-data":
+        return await request.form(max_files=max_files, max_fields=1000, max_part_size=max_part_bytes)
+    async with aclosing(request.stream()) as stream:
+        parser = _LimitedMultiPartParser(
+            request.headers,
+            stream,
+            max_files=max_files,
+            max_fields=1000,
+            max_part_size=max_part_bytes,
+            file_limit=file_limit,
+        )
+        return await parser.parse()
+
+
 async def parse_body(
-    request: Request, *, max_part_bytes: int, max_files: int = 8, max_json_bytes: int | None = None
+    request: Request,
+    *,
+    max_part_bytes: int,
+    max_files: int = 8,
+    max_json_bytes: int | None = None,
+    max_file_bytes: int | None = None,
+    file_limits: Mapping[str, int] | None = None,
 ) -> ParsedBody:
     """`max_part_bytes` bounds a text part; a JSON body holds at most two such values (the reference image
-    and the last frame as data URLs) and small fields, so by default it is bounded by twice that plus 1 MiB."""
+    and the last frame as data URLs) and small fields, so by default it is bounded by twice that plus 1 MiB.
+    A file part is bounded by `file_limits[field]`, else `max_file_bytes` (default: `max_part_bytes`)."""
     if max_json_bytes is None:
         max_json_bytes = 2 * max_part_bytes + 1024 * 1024
+    default_file = max_part_bytes if max_file_bytes is None else max_file_bytes
+    limits = dict(file_limits or {})
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         try:
-            form = await request.form(max_files=max_files, max_fields=1000, max_part_size=max_part_bytes)
+            form = await _form(
+                request,
+                ctype,
+                max_files=max_files,
+                max_part_bytes=max_part_bytes,
+                file_limit=lambda name: limits.get(name, default_file),
+            )
         except MultiPartException as exc:
             raise InvalidRequest(f"Malformed multipart body: {exc.message}", code="invalid_body") from None
         pairs: list[tuple[str, Any]] = []

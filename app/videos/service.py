@@ -295,9 +295,8 @@ async def _edit_like(
     route = route_for(gw, key, f.model or DEFAULT_MODEL)
     upload = f.video.upload
     tmp = gw.storage.scratch_path(".mp4")
-    data = await upload.read(gw.settings.max_video_upload_bytes, param="video")
-    await asyncio.to_thread(tmp.write_bytes, data)
     try:
+        await upload.save_to(tmp, gw.settings.max_video_upload_bytes, param="video")
         info = await asyncio.to_thread(render.probe_video, tmp)
     except render.MediaError:
         raise errors.InvalidRequest(
@@ -447,19 +446,20 @@ async def create_character(gw: Gateway, session: AsyncSession, key: ApiKey, body
             param="video",
             code="missing_required_parameter",
         )
-    data = await upload.read(gw.settings.max_video_upload_bytes, param="video")
     cid = new_id("char", 16)
     key_name = f"characters/{cid}.mp4"
     tmp = gw.storage.scratch_path(".mp4")
-    await asyncio.to_thread(tmp.write_bytes, data)
     try:
-        await asyncio.to_thread(render.probe_video, tmp)
-    except render.MediaError:
-        tmp.unlink(missing_ok=True)
-        raise errors.InvalidRequest(
-            "The uploaded 'video' is not a decodable video file.", param="video", code="invalid_video"
-        ) from None
-    await gw.storage.put_file(key_name, tmp)
+        await upload.save_to(tmp, gw.settings.max_video_upload_bytes, param="video")
+        try:
+            await asyncio.to_thread(render.probe_video, tmp)
+        except render.MediaError:
+            raise errors.InvalidRequest(
+                "The uploaded 'video' is not a decodable video file.", param="video", code="invalid_video"
+            ) from None
+        await gw.storage.put_file(key_name, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)  # moved into storage, or not wanted
     char = Character(id=cid, owner=key.owner, name=name.strip(), created_at=int(now()), asset_key=key_name)
     session.add(char)
     await session.flush()

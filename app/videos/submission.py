@@ -69,9 +69,13 @@ async def _store_inputs(gw: Gateway, draft: Draft) -> None:
 async def _store_source_upload(gw: Gateway, draft: Draft) -> None:
     if draft.source_upload is None:
         return
-    data = await draft.source_upload.read(gw.settings.max_video_upload_bytes, param="video")
     key = f"inputs/{draft.video.id}/source.mp4"
-    await gw.storage.write_bytes(key, data)
+    tmp = gw.storage.scratch_path(".mp4")
+    try:  # copied in chunks, never read whole into memory
+        await draft.source_upload.save_to(tmp, gw.settings.max_video_upload_bytes, param="video")
+        await gw.storage.put_file(key, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
     draft.video.params = {**draft.video.params, "source_key": key}
 
 
