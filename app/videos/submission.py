@@ -251,12 +251,12 @@ async def submit_draft(gw: Gateway, key: ApiKey, draft: Draft) -> Video:
     """Store, submit, store the vendor id. Logical rejections leave nothing stored and nothing charged."""
     row = draft.video
     assert draft.route is not None
-    await _store_inputs(gw, draft)
-    await _store_source_upload(gw, draft)
     row.next_poll_at = now() + SUBMIT_GRACE_S
     try:
+        await _store_inputs(gw, draft)
+        await _store_source_upload(gw, draft)
         await _store_row(gw, key, draft)
-    except errors.GatewayError:
+    except Exception:  # refused, or a full disk or database: nothing of this request stays stored
         await discard_inputs(gw, row.id)
         raise
     try:

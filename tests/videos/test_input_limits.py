@@ -478,7 +478,7 @@ async def test_full_asset_storage_in_the_engine_retries_then_fails_truly(app, cl
     r = await client.post(
         "/v1/videos",
         headers=auth,
-        data={"prompt": "x", "seconds": "4", "size": "1280x720"},
+        data={"prompt": "x", "seconds": "1", "size": "64x64"},
         files={"input_reference": ("a.png", png, "image/png")},
     )
     assert r.status_code == 200, r.text
@@ -487,6 +487,7 @@ async def test_full_asset_storage_in_the_engine_retries_then_fails_truly(app, cl
     assert body["error"]["code"] == "storage_full", body
     assert "storage is full" in body["error"]["message"], body
     assert calls["n"] >= engine_mod.MAX_DOWNLOAD_ATTEMPTS  # it was retried before giving up
+    await gw.engine.drain()
     monkeypatch.setattr(type(gw.storage), "put_file", real_put)
     scratch = _files(gw.storage.root)
     assert scratch == [], scratch
