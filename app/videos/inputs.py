@@ -130,6 +130,23 @@ def _depth(value: Any, stop: int) -> int:
     return deepest
 
 
+def _chars_over(value: Any, limit: int) -> bool:
+    """Whether the keys and strings alone already hold more than `limit` characters (stops early)."""
+    total, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, dict):
+            total += sum(len(str(k)) for k in item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        if total > limit:
+            return True
+    return False
+
+
 def check_metadata(metadata: dict[str, Any], limits: MetadataLimits) -> None:
     def too_large(why: str) -> InvalidRequest:
         return InvalidRequest(f"'metadata' is too large: {why}.", param="metadata", code="metadata_too_large")
@@ -145,6 +162,8 @@ def check_metadata(metadata: dict[str, Any], limits: MetadataLimits) -> None:
                 raise too_large(f"'metadata.{key}' is longer than {limits.max_image_url_chars} characters")
             continue
         rest[key] = value
+    if _chars_over(rest, limits.max_bytes):  # a lower bound on the bytes, counted without serializing it
+        raise too_large(f"it is more than {limits.max_bytes} bytes as JSON; at most that many are allowed")
     size = len(json.dumps(rest, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
     if size > limits.max_bytes:
         raise too_large(f"it is {size} bytes as JSON; at most {limits.max_bytes} bytes are allowed")
