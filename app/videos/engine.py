@@ -43,14 +43,18 @@ MAX_DOWNLOAD_ATTEMPTS = 6
 
 async def _stream_to(path: Path, chunks: AsyncIterator[bytes], *, limit: int | None = None) -> int:
     total = 0
-    # closed on every exit (a full disk included), so the provider's own clean-up runs at once
-    async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+    try:
         with path.open("wb") as fh:
             async for chunk in chunks:
                 total += len(chunk)
                 if limit is not None and total > limit:
                     raise StorageError(f"download larger than {limit} bytes")
                 await asyncio.to_thread(fh.write, chunk)
+    finally:
+        # an async generator is closed on every exit (a full disk included): the provider's clean-up runs now
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
     return total
 
 
@@ -301,8 +305,10 @@ class TaskEngine:
                 )
                 if attempts >= MAX_DOWNLOAD_ATTEMPTS:
                     await storage.delete_prefix(f"videos/{row.id}")
-                    with contextlib.suppress(pb.ProviderError, OSError):
+                    try:
                         await provider.cancel(task)  # the vendor's side may hold files for it (the sandbox does)
+                    except Exception as cancel_exc:  # most vendors cannot cancel a finished task: no matter
+                        log.debug("task %s: cancel after giving up: %r", row.id, cancel_exc)
                     if full:
                         await self._fail(
                             row,

@@ -161,12 +161,6 @@ def problem(value: Any, limit: int = MAX_DEPTH) -> BodyError | None:
     return None
 
 
-def unstorable(value: Any, limit: int = MAX_DEPTH) -> str | None:
-    """`problem`'s reason alone."""
-    found = problem(value, limit)
-    return found.why if found is not None else None
-
-
 def load_json(raw: str | bytes) -> Any:
     """`json.loads` that fails with ValueError (a BodyError naming the top-level field when it can) on
     whatever a client can send: bad syntax or UTF-8, numbers past Python's digit limit, NaN, Infinity and
