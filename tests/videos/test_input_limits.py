@@ -9,12 +9,10 @@ from __future__ import annotations
 import base64
 import errno
 import json
-import os
 import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -173,35 +171,6 @@ async def test_a_truncated_image_is_still_refused(client, auth) -> None:
         assert_error(r, 400, param="input_reference", code="invalid_image")
 
 
-class RssSampler:
-    """The largest resident-set growth seen while the block runs, sampled from a thread every millisecond
-    (a thread keeps sampling while the event loop is blocked; ru_maxrss would hide a peak below an older one)."""
-
-    def __init__(self) -> None:
-        self.growth_mb = 0.0
-        self._stop = threading.Event()
-        self._page = os.sysconf("SC_PAGE_SIZE")
-
-    def _rss(self) -> int:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * self._page
-
-    def _run(self, start: int) -> None:
-        peak = start
-        while not self._stop.wait(0.001):
-            peak = max(peak, self._rss())
-        self.growth_mb = (max(peak, self._rss()) - start) / 2**20
-
-    def __enter__(self) -> RssSampler:
-        self._thread = threading.Thread(target=self._run, args=(self._rss(),), daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 _PROBE = textwrap.dedent(
     """
     import asyncio, json, os, sys, time
@@ -209,7 +178,7 @@ _PROBE = textwrap.dedent(
     import httpx
     from app.main import create_app
     from tests.conftest import make_settings, new_key
-    from tests.videos.test_input_limits import RssSampler
+    from tests.support.resources import RssSampler
 
     async def main(cfg):
         settings = make_settings(cfg["db"], cfg["storage"], run_engine=False, **cfg.get("settings", {}))
@@ -325,7 +294,7 @@ def test_the_sandbox_scales_a_big_reference_image_down_while_decoding(tmp_path) 
         import os, sys
         sys.path.insert(0, os.getcwd())
         from app.media import render
-        from tests.videos.test_input_limits import RssSampler
+        from tests.support.resources import RssSampler
         data = open({str(src)!r}, "rb").read()
         render.render_video({str(tmp_path / "warm.mp4")!r}, width=64, height=64, seconds=1, prompt="w", fps=2,
                             first_frame=open({str(tmp_path / "small.png")!r}, "rb").read())
