@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     retention_hours: float = 24.0  # how long finished assets stay downloadable
     url_ttl_seconds: int = 3600  # a signed asset link is valid this long from each retrieve (<= expires_at)
 
+    # -- input bounds (reference images, metadata)
+    max_image_pixels: int = 40_000_000  # width x height of a reference image, read from its header
+    max_metadata_bytes: int = 16 * 1024  # `metadata` as compact UTF-8 JSON (relay image URLs counted apart)
+    max_metadata_keys: int = 64  # top-level keys of `metadata`
+    max_metadata_depth: int = 5  # nesting levels, the metadata object itself being the first
+
     # -- task engine
     run_engine: bool = True
     engine_tick_ms: int = 500

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -122,6 +124,58 @@ class ErrorResponse(BaseModel):
     error: Error
 
 
+class StorageFull(GatewayError):
+    """The database or the asset storage has no space left: the client may retry later."""
+
+    status_code = 503
+    type = "server_error"
+    code = "storage_full"
+
+    def __init__(
+        self,
+        message: str = "The gateway's storage is full, so the request could not be stored. Try again later.",
+        *,
+        retry_after: int = 30,
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.headers.setdefault("Retry-After", str(retry_after))
+
+
+_SQLITE_FULL = 13  # SQLITE_FULL: "database or disk is full"
+_PG_DISK_FULL = "53100"  # SQLSTATE disk_full
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) says a disk is full: OSError ENOSPC/EDQUOT, SQLite's SQLITE_FULL,
+    PostgreSQL's disk_full (53100; asyncpg's DiskFullError). Only the OS's or the database's own words."""
+    stack, seen = [exc], set()
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(e, sqlite3.Error) and (
+            getattr(e, "sqlite_errorcode", None) == _SQLITE_FULL or "database or disk is full" in str(e)
+        ):
+            return True
+        if _PG_DISK_FULL in (getattr(e, "sqlstate", None), getattr(e, "pgcode", None)):
+            return True
+        stack.extend([getattr(e, "orig", None), e.__cause__, e.__context__])  # SQLAlchemy wraps the driver's
+    return False
+
+
+def unexpected(exc: BaseException, *, context: str = "") -> GatewayError:
+    """What a client is told about an error nothing else handled (logged here)."""
+    if is_storage_full(exc):
+        log.error("storage is full%s: %r", context, exc)
+        return StorageFull()
+    log.error("unhandled error%s", context, exc_info=exc)
+    return GatewayError("The server had an error while processing your request.")
+
+
 def error_response(exc: GatewayError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
@@ -176,5 +230,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(GatewayError("The server had an error while processing your request."))
+        return error_response(unexpected(exc))

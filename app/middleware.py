@@ -10,7 +10,7 @@ import secrets
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import GatewayError, InvalidRequest, PayloadTooLarge, error_response
+from app.errors import InvalidRequest, PayloadTooLarge, error_response, unexpected
 
 log = logging.getLogger("vidgate.errors")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -41,13 +41,13 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
+        except Exception as exc:
             # an unexpected error still answers in the envelope, with the request id, before the
-            # server's own handler would (it runs outside this middleware)
-            log.exception("unhandled error [request_id=%s]", rid)
+            # server's own handler would (it runs outside this middleware); a full disk is a 503
             if started:
+                log.exception("unhandled error [request_id=%s]", rid)
                 raise
-            response = error_response(GatewayError("The server had an error while processing your request."))
+            response = error_response(unexpected(exc, context=f" [request_id={rid}]"))
             await response(scope, receive, send_with_id)
 
 

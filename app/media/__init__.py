@@ -1,6 +1,7 @@
 """Media helpers: synthetic rendering (sandbox provider) and asset derivation."""
 
 from app.media.render import (
+    ImageTooLarge,
     MediaError,
     VideoInfo,
     edit_video,
@@ -15,6 +16,7 @@ from app.media.render import (
 )
 
 __all__ = [
+    "ImageTooLarge",
     "MediaError",
     "VideoInfo",
     "edit_video",

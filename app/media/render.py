@@ -32,8 +32,11 @@ import logging
 import math
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
+import warnings
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -47,6 +50,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 log = logging.getLogger("vidgate.media")
 
 __all__ = [
+    "ImageTooLarge",
     "MediaError",
     "VideoInfo",
     "cjk_font_path",
@@ -102,22 +106,116 @@ def sniff_image(data: bytes) -> str | None:
     return None
 
 
-def _open_image(data: bytes) -> Image.Image:
-    """Fully decode image bytes (EXIF orientation applied); MediaError if undecodable."""
+class ImageTooLarge(MediaError):
+    """More pixels than the caller takes (judged from the header, before any decoding)."""
+
+    def __init__(self, size: tuple[int, int] | None, limit: int) -> None:
+        what = f"{size[0]}x{size[1]} = {size[0] * size[1]} pixels" if size else "far too many pixels"
+        super().__init__(f"image is {what}, more than {limit}")
+        self.size, self.limit = size, limit
+
+
+# Pillow warns from ~89 Mpx and refuses from ~179 Mpx; callers here pass their own, lower limit.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+_ORIENTATION = 0x0112
+_SWAPS_SIDES = {5, 6, 7, 8}  # EXIF orientations that turn the image by 90 degrees
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, TypeError, struct.error, EOFError, Image.DecompressionBombError)
+
+
+def _png_check(data: bytes) -> bytes | None:
+    """Walk a PNG's chunks without inflating anything: lengths, CRCs and the IEND. Returns the eXIf chunk
+    (which may follow the pixels, where Pillow would decode the whole image to reach it)."""
+    pos, exif = len(_PNG_MAGIC), None
+    view = memoryview(data)
+    while True:
+        if pos + 12 > len(data):
+            raise MediaError("not a decodable image: truncated PNG file")
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        end = pos + 12 + length
+        if end > len(data):
+            raise MediaError("not a decodable image: truncated PNG file")
+        (crc,) = struct.unpack_from(">I", data, end - 4)
+        if zlib.crc32(view[pos + 4 : end - 4]) != crc:
+            raise MediaError(f"not a decodable image: broken PNG chunk {kind!r}")
+        if kind == b"eXIf":
+            exif = bytes(view[pos + 8 : end - 4])
+        if kind == b"IEND":
+            return exif
+        pos = end
+
+
+def _orientation(img: Image.Image, png_exif: bytes | None = None) -> int:
+    """The EXIF orientation from the header (JPEG APP1, WebP EXIF chunk, PNG eXIf), never the pixels."""
+    raw = png_exif if png_exif is not None else img.info.get("exif")
+    if not raw:
+        return 1
+    exif = Image.Exif()
+    try:
+        exif.load(raw)
+    except _DECODE_ERRORS:
+        return 1
+    value = exif.get(_ORIENTATION, 1)
+    return value if isinstance(value, int) else 1
+
+
+def image_size(data: bytes, *, max_pixels: int | None = None) -> tuple[int, int]:
+    """(width, height) as displayed (EXIF orientation applied), read from the header; MediaError if the
+    file is not a well-formed image, ImageTooLarge past `max_pixels`.
+
+    Only as much is decoded as it takes to tell a broken file: a PNG's chunks are checked, not inflated; a
+    JPEG is decoded at 1/8 scale (DCT scaling); a WebP, which Pillow cannot scale, is decoded once the
+    pixel count is known to be within `max_pixels`. Memory stays far below the image's decoded size."""
     try:
         img = Image.open(io.BytesIO(data))
-        img.load()
-        img = ImageOps.exif_transpose(img)
-    except (OSError, SyntaxError, ValueError, TypeError, Image.DecompressionBombError) as e:
+        width, height = img.size
+        if width < 1 or height < 1:
+            raise MediaError("image has no pixels")
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageTooLarge((width, height), max_pixels)
+        png_exif = None
+        if img.format == "PNG":
+            png_exif = _png_check(data)
+        else:
+            if img.format == "JPEG":
+                img.draft(img.mode, (1, 1))  # the smallest DCT scale: 1/8 of each side
+            img.load()
+        orientation = _orientation(img, png_exif)
+    except Image.DecompressionBombError as e:  # past twice Pillow's own limit: the header says enough
+        raise ImageTooLarge(None, max_pixels or Image.MAX_IMAGE_PIXELS or 0) from e
+    except MediaError:
+        raise
+    except _DECODE_ERRORS as e:
+        raise MediaError(f"not a decodable image: {e}") from e
+    return (height, width) if orientation in _SWAPS_SIDES else (width, height)
+
+
+def _open_image(data: bytes, *, cover: tuple[int, int] | None = None) -> Image.Image:
+    """Decode image bytes (EXIF orientation applied); MediaError if undecodable. With `cover` (w, h), no
+    larger than it takes to cover that size: a JPEG is decoded at a DCT scale (1/2..1/8), other formats
+    are reduced by a whole factor right after decoding, so a big reference never lingers at full size."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        swap = _orientation(img) in _SWAPS_SIDES
+        if cover is not None:
+            cw, ch = (cover[1], cover[0]) if swap else cover  # the stored image's sides, before turning it
+            cw, ch = max(1, cw), max(1, ch)
+            if img.format == "JPEG":
+                scale = max(cw / img.width, ch / img.height)
+                if scale < 1:
+                    img.draft(img.mode, (math.ceil(img.width * scale), math.ceil(img.height * scale)))
+            img.load()
+            factor = min(img.width // cw, img.height // ch)
+            if factor >= 2:
+                img = img.reduce(factor)
+        else:
+            img.load()
+        ImageOps.exif_transpose(img, in_place=True)
+    except _DECODE_ERRORS as e:
         raise MediaError(f"not a decodable image: {e}") from e
     if img.width < 1 or img.height < 1:
         raise MediaError("image has no pixels")
     return img
-
-
-def image_size(data: bytes) -> tuple[int, int]:
-    """(width, height) as displayed (EXIF orientation applied); the image is fully decoded."""
-    return _open_image(data).size
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -735,7 +833,7 @@ def render_video(
     rate = Fraction(fps)
     n = seconds * fps
     if first_frame is not None:
-        img = _to_rgb(_open_image(first_frame))
+        img = _to_rgb(_open_image(first_frame, cover=(math.ceil(width * _ZOOM), math.ceil(height * _ZOOM))))
         first = np.array(_cover(img, width, height))
         pal = _palette(seed, prompt)
         decor = _Decor(width, height, prompt, label, pal["accent"])

@@ -91,10 +91,14 @@ def parse_seconds(value: str | int | float) -> int:
                 param="seconds",
             ) from None
     else:
-        num = float(value)
+        try:
+            num = float(value)
+        except OverflowError:  # an int past a double's range (a 401-digit JSON number)
+            num = math.inf
     if not math.isfinite(num) or num != int(num) or num < 1:
+        shown = value if len(str(value)) <= 40 else f"{str(value)[:20]}...({len(str(value))} characters)"
         raise CapabilityError(
-            f"Invalid seconds '{value}': expected a whole number of seconds of at least 1.",
+            f"Invalid seconds '{shown}': expected a whole number of seconds of at least 1.",
             param="seconds",
         )
     return int(num)

@@ -113,8 +113,11 @@ class LocalStorage:
         dest = self.path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
-        await asyncio.to_thread(tmp.write_bytes, data)
-        os.replace(tmp, dest)
+        try:
+            await asyncio.to_thread(tmp.write_bytes, data)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no partial file behind
 
     async def put_file(self, key: str, src: Path) -> None:
         dest = self.path(key)

@@ -21,6 +21,7 @@ from sqlalchemy import case
 from app.channels import service as channels
 from app.context import Gateway
 from app.db import now
+from app.errors import is_storage_full
 from app.media import render
 from app.observability import bind
 from app.observability.logs import redact
@@ -42,18 +43,24 @@ MAX_DOWNLOAD_ATTEMPTS = 6
 
 async def _stream_to(path: Path, chunks: AsyncIterator[bytes], *, limit: int | None = None) -> int:
     total = 0
-    with path.open("wb") as fh:
-        async for chunk in chunks:
-            total += len(chunk)
-            if limit is not None and total > limit:
-                raise StorageError(f"download larger than {limit} bytes")
-            await asyncio.to_thread(fh.write, chunk)
+    try:
+        with path.open("wb") as fh:
+            async for chunk in chunks:
+                total += len(chunk)
+                if limit is not None and total > limit:
+                    raise StorageError(f"download larger than {limit} bytes")
+                await asyncio.to_thread(fh.write, chunk)
+    finally:
+        # an async generator is closed on every exit (a full disk included): the provider's clean-up runs now
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
     return total
 
 
 def _is_image(path: Path) -> bool:
     try:
-        render.image_size(path.read_bytes())
+        render.image_size(path.read_bytes(), max_pixels=64_000_000)  # a vendor's thumbnail or spritesheet
     except render.MediaError:
         return False
     return True
@@ -286,11 +293,30 @@ class TaskEngine:
             except (pb.ProviderError, OSError, StorageError, render.MediaError) as exc:
                 # counted apart from poll errors (a poll that reports `completed` does not reset those), and
                 # a body that does not decode is retried too: it may be a flaky upstream's error page
+                # a full disk is retried the same way (space may be freed), and named if it lasts
                 attempts = int((row.params or {}).get("download_attempts", 0)) + 1
-                log.warning("task %s: download failed (%d): %r", row.id, attempts, exc)
+                full = is_storage_full(exc)
+                log.log(
+                    logging.ERROR if full else logging.WARNING,
+                    "task %s: download failed (%d): %r",
+                    row.id,
+                    attempts,
+                    exc,
+                )
                 if attempts >= MAX_DOWNLOAD_ATTEMPTS:
                     await storage.delete_prefix(f"videos/{row.id}")
-                    await self._fail(row, "asset_unavailable", "The generated video could not be retrieved.")
+                    try:
+                        await provider.cancel(task)  # the vendor's side may hold files for it (the sandbox does)
+                    except Exception as cancel_exc:  # most vendors cannot cancel a finished task: no matter
+                        log.debug("task %s: cancel after giving up: %r", row.id, cancel_exc)
+                    if full:
+                        await self._fail(
+                            row,
+                            "storage_full",
+                            "The gateway's storage is full: the generated video could not be stored.",
+                        )
+                    else:
+                        await self._fail(row, "asset_unavailable", "The generated video could not be retrieved.")
                 else:
                     params = {**(row.params or {}), "download_attempts": attempts}
                     async with self.gw.sessionmaker() as s:

@@ -6,8 +6,10 @@ with `param` naming the field.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +18,7 @@ import httpx
 from app import netguard
 from app.errors import InvalidRequest, PayloadTooLarge
 from app.media import render
-from app.videos.parsing import ParsedBody, Upload, load_json
+from app.videos.parsing import BodyError, ParsedBody, Upload, load_json
 
 MAX_PROMPT = 32_000
 ALLOWED_IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
@@ -87,12 +89,93 @@ def prompt_field(fields: dict[str, Any]) -> str:
     return prompt
 
 
-def metadata_field(value: Any) -> dict[str, Any]:
+# The relay convention's image URLs in metadata (see common_fields): often data URLs, so they are
+# bounded by the image limit (as a data URL) rather than by the metadata size.
+METADATA_IMAGE_KEYS = frozenset({"img_url", "first_frame_url", "image_url", "last_frame_url"})
+
+
+@dataclass(frozen=True)
+class MetadataLimits:
+    """OpenAI's own metadata is 16 string pairs of at most 512 characters; vidgate passes vendor extras
+    (camera controls, seeds, callback URLs) through it, so it takes more, but a bounded amount."""
+
+    max_bytes: int = 16 * 1024
+    max_keys: int = 64
+    max_depth: int = 5
+    max_image_url_chars: int = 28 * 1024 * 1024
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> MetadataLimits:
+        return cls(
+            max_bytes=settings.max_metadata_bytes,
+            max_keys=settings.max_metadata_keys,
+            max_depth=settings.max_metadata_depth,
+            max_image_url_chars=settings.max_image_bytes * 4 // 3 + 1024,
+        )
+
+
+def _depth(value: Any, stop: int) -> int:
+    """Nesting levels of objects and lists (a scalar is 0), counted no further than `stop` + 1."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > stop:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _chars_over(value: Any, limit: int) -> bool:
+    """Whether the keys and strings alone already hold more than `limit` characters (stops early)."""
+    total, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, dict):
+            total += sum(len(str(k)) for k in item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        if total > limit:
+            return True
+    return False
+
+
+def check_metadata(metadata: dict[str, Any], limits: MetadataLimits) -> None:
+    def too_large(why: str) -> InvalidRequest:
+        return InvalidRequest(f"'metadata' is too large: {why}.", param="metadata", code="metadata_too_large")
+
+    if len(metadata) > limits.max_keys:
+        raise too_large(f"it has {len(metadata)} keys; at most {limits.max_keys} are allowed")
+    if (depth := _depth(metadata, limits.max_depth)) > limits.max_depth:
+        raise too_large(f"it is nested {depth} or more levels deep; at most {limits.max_depth} are allowed")
+    rest: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if key in METADATA_IMAGE_KEYS and isinstance(value, str):
+            if len(value) > limits.max_image_url_chars:
+                raise too_large(f"'metadata.{key}' is longer than {limits.max_image_url_chars} characters")
+            continue
+        rest[key] = value
+    if _chars_over(rest, limits.max_bytes):  # a lower bound on the bytes, counted without serializing it
+        raise too_large(f"it is more than {limits.max_bytes} bytes as JSON; at most that many are allowed")
+    size = len(json.dumps(rest, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+    if size > limits.max_bytes:
+        raise too_large(f"it is {size} bytes as JSON; at most {limits.max_bytes} bytes are allowed")
+
+
+def metadata_field(value: Any, limits: MetadataLimits | None = None) -> dict[str, Any]:
     if value is None or value == "":
         return {}
     if isinstance(value, str):
         try:
             value = load_json(value)
+        except BodyError as exc:
+            raise InvalidRequest(f"Invalid 'metadata': {exc.why}.", param="metadata", code="invalid_value") from None
         except ValueError:
             raise InvalidRequest(
                 "'metadata' must be a JSON object (as a JSON string in multipart, e.g. "
@@ -102,6 +185,7 @@ def metadata_field(value: Any) -> dict[str, Any]:
             ) from None
     if not isinstance(value, dict):
         raise InvalidRequest("'metadata' must be a JSON object.", param="metadata", code="invalid_type")
+    check_metadata(value, limits or MetadataLimits())
     return value
 
 
@@ -164,10 +248,12 @@ def _video_source(value: Any, files: dict[str, Upload]) -> VideoSource | None:
     return None
 
 
-def common_fields(body: ParsedBody, *, prompt_required: bool = True) -> CommonFields:
+def common_fields(
+    body: ParsedBody, *, limits: MetadataLimits | None = None, prompt_required: bool = True
+) -> CommonFields:
     f = body.fields
     prompt = prompt_field(f) if prompt_required or f.get("prompt") is not None else ""
-    metadata = metadata_field(f.get("metadata"))
+    metadata = metadata_field(f.get("metadata"), limits)
     size = _str(f.get("size"), "size") or _str(f.get("resolution"), "resolution")
     seconds = f.get("seconds", f.get("duration"))
     if isinstance(seconds, (dict, list)):
@@ -198,7 +284,10 @@ def common_fields(body: ParsedBody, *, prompt_required: bool = True) -> CommonFi
 # -- images ------------------------------------------------------------------------------------------
 
 
-def check_image_bytes(data: bytes, *, param: str, limit: int) -> str:
+def check_image_bytes(data: bytes, *, param: str, limit: int, max_pixels: int | None = None) -> str:
+    """The image's MIME type, or a 4xx: over the byte limit, not JPEG/PNG/WebP, more pixels than
+    `max_pixels` (judged from the header), or broken. CPU-bound: callers on the event loop use
+    `check_image`."""
     if len(data) > limit:
         raise PayloadTooLarge(
             f"The image is larger than the limit of {limit} bytes.", param=param, code="image_too_large"
@@ -211,7 +300,14 @@ def check_image_bytes(data: bytes, *, param: str, limit: int) -> str:
             code="invalid_image_format",
         )
     try:
-        render.image_size(data)
+        render.image_size(data, max_pixels=max_pixels)
+    except render.ImageTooLarge as exc:
+        size = f"{exc.size[0]}x{exc.size[1]} = {exc.size[0] * exc.size[1]} pixels" if exc.size else "too many pixels"
+        raise InvalidRequest(
+            f"The image is {size}; at most {exc.limit} pixels are allowed. Scale it down before sending it.",
+            param=param,
+            code="image_too_large",
+        ) from None
     except render.MediaError:
         raise InvalidRequest(
             "Invalid image: the file could not be decoded.", param=param, code="invalid_image"
@@ -219,7 +315,12 @@ def check_image_bytes(data: bytes, *, param: str, limit: int) -> str:
     return mime
 
 
-def decode_data_url(url: str, *, param: str, limit: int) -> tuple[bytes, str]:
+async def check_image(data: bytes, *, param: str, limit: int, max_pixels: int | None = None) -> str:
+    """`check_image_bytes` off the event loop."""
+    return await asyncio.to_thread(check_image_bytes, data, param=param, limit=limit, max_pixels=max_pixels)
+
+
+def decode_data_url(url: str, *, param: str, limit: int, max_pixels: int | None = None) -> tuple[bytes, str]:
     header, _, payload = url.partition(",")
     if not header.startswith("data:") or ";base64" not in header:
         raise InvalidRequest("A data URL must be base64-encoded (data:image/png;base64,...).", param=param)
@@ -231,7 +332,7 @@ def decode_data_url(url: str, *, param: str, limit: int) -> tuple[bytes, str]:
         data = base64.b64decode(payload, validate=False)
     except (binascii.Error, ValueError):
         raise InvalidRequest("The data URL is not valid base64.", param=param) from None
-    return data, check_image_bytes(data, param=param, limit=limit)
+    return data, check_image_bytes(data, param=param, limit=limit, max_pixels=max_pixels)
 
 
 def check_url(url: str, *, param: str) -> httpx.URL:
@@ -246,11 +347,13 @@ def check_url(url: str, *, param: str) -> httpx.URL:
     return parts
 
 
-async def fetch_image(client: httpx.AsyncClient, url: str, *, param: str, limit: int) -> tuple[bytes, str]:
+async def fetch_image(
+    client: httpx.AsyncClient, url: str, *, param: str, limit: int, max_pixels: int | None = None
+) -> tuple[bytes, str]:
     """GET a client's image URL, following up to five redirects. `client` is the gateway's public-only
     client (app.netguard) unless the operator allows private addresses: it resolves each host once and
     connects to the checked address, so neither a redirect hop nor a rebinding DNS answer reaches an
-    internal one."""
+    internal one. The image is checked off the event loop."""
     chunks: list[bytes] = []
     target = check_url(url, param=param)
     try:
@@ -290,11 +393,19 @@ async def fetch_image(client: httpx.AsyncClient, url: str, *, param: str, limit:
             f"Could not fetch the image at '{url}': {type(exc).__name__}.", param=param, code="image_fetch_failed"
         ) from None
     data = b"".join(chunks)
-    return data, check_image_bytes(data, param=param, limit=limit)
+    return data, await check_image(data, param=param, limit=limit, max_pixels=max_pixels)
 
 
-async def resolve_image(src: ImageSource, *, transport: str, client: httpx.AsyncClient, limit: int) -> ImageRef:
-    """Bytes when the provider needs bytes (or the client sent them); else the client's URL as-is."""
+async def resolve_image(
+    src: ImageSource,
+    *,
+    transport: str,
+    client: httpx.AsyncClient,
+    limit: int,
+    max_pixels: int | None = None,
+) -> ImageRef:
+    """Bytes when the provider needs bytes (or the client sent them); else the client's URL as-is.
+    Decoding and checking run off the event loop."""
     if src.file_id is not None:
         raise InvalidRequest(
             "File ids are not supported by this gateway: upload the image as 'input_reference' or pass "
@@ -304,13 +415,15 @@ async def resolve_image(src: ImageSource, *, transport: str, client: httpx.Async
         )
     if src.upload is not None:
         data = await src.upload.read(limit, param=src.param)
-        return ImageRef(data=data, mime=check_image_bytes(data, param=src.param, limit=limit))
+        return ImageRef(data=data, mime=await check_image(data, param=src.param, limit=limit, max_pixels=max_pixels))
     assert src.url is not None
     if src.url.startswith("data:"):
-        data, mime = decode_data_url(src.url, param=src.param, limit=limit)
+        data, mime = await asyncio.to_thread(
+            decode_data_url, src.url, param=src.param, limit=limit, max_pixels=max_pixels
+        )
         return ImageRef(data=data, mime=mime)
     check_url(src.url, param=src.param)  # also when the provider fetches it: a 400 here, not a vendor error
     if transport in ("bytes", "base64"):
-        data, mime = await fetch_image(client, src.url, param=src.param, limit=limit)
+        data, mime = await fetch_image(client, src.url, param=src.param, limit=limit, max_pixels=max_pixels)
         return ImageRef(data=data, mime=mime, url=src.url)
     return ImageRef(url=src.url)

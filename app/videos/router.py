@@ -35,7 +35,10 @@ def _with_poll_header(gw: Any, request: Request, row: Video, *, replayed: bool =
 
 async def _body(gw: Any, request: Request) -> Any:
     limit = int(gw.settings.max_image_bytes * 1.4) + 1024  # a data URL in a text part
-    return await parse_body(request, max_part_bytes=limit)
+    videos = gw.settings.max_video_upload_bytes
+    return await parse_body(
+        request, max_part_bytes=limit, max_file_bytes=gw.settings.max_image_bytes, file_limits={"video": videos}
+    )
 
 
 async def _create(

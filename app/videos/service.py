@@ -33,6 +33,7 @@ from app.videos.idempotency import Claim
 from app.videos.inputs import (
     CommonFields,
     ImageRef,
+    MetadataLimits,
     common_fields,
     resolve_image,
 )
@@ -161,7 +162,13 @@ async def _images(gw: Gateway, route: Route, f: CommonFields, draft: Draft) -> N
             raise errors.InvalidRequest(
                 f"Model '{route.requested}' does not take a reference image.", param="input_reference"
             )
-        draft.image = await resolve_image(f.image, transport=route.image_transport, client=client, limit=limit)
+        draft.image = await resolve_image(
+            f.image,
+            transport=route.image_transport,
+            client=client,
+            limit=limit,
+            max_pixels=gw.settings.max_image_pixels,
+        )
     elif route.caps.image == "required":
         raise errors.InvalidRequest(
             f"Model '{route.requested}' needs a reference image: send 'input_reference' "
@@ -175,7 +182,11 @@ async def _images(gw: Gateway, route: Route, f: CommonFields, draft: Draft) -> N
                 f"Model '{route.requested}' does not take a last frame.", param=f.last_frame.param
             )
         draft.last_frame = await resolve_image(
-            f.last_frame, transport=route.image_transport, client=client, limit=limit
+            f.last_frame,
+            transport=route.image_transport,
+            client=client,
+            limit=limit,
+            max_pixels=gw.settings.max_image_pixels,
         )
     needs_url = route.image_transport == "url"
     uploaded = [i for i in (draft.image, draft.last_frame) if i is not None and i.url is None]
@@ -227,7 +238,7 @@ def _new_row(key: ApiKey, route: Route, *, prompt: str, w: int, h: int, seconds:
 
 
 async def draft_create(gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody) -> Draft:
-    f = common_fields(body)
+    f = common_fields(body, limits=MetadataLimits.from_settings(gw.settings))
     route = route_for(gw, key, f.model or DEFAULT_MODEL)
     w, h, s = resolve_size_seconds(gw, route, f.size, f.seconds)
     row = _new_row(key, route, prompt=f.prompt, w=w, h=h, seconds=s, op="create")
@@ -258,7 +269,7 @@ def _require(route: Route, op: str, flag: bool) -> None:
 
 
 async def draft_remix(gw: Gateway, session: AsyncSession, key: ApiKey, video_id: str, body: ParsedBody) -> Draft:
-    f = common_fields(body)
+    f = common_fields(body, limits=MetadataLimits.from_settings(gw.settings))
     src = await _source_video(session, key, video_id, op="remix", param="video_id")
     route = route_for(gw, key, src.model)
     _require(route, "remix", route.caps.remix)
@@ -273,7 +284,7 @@ async def draft_remix(gw: Gateway, session: AsyncSession, key: ApiKey, video_id:
 async def _edit_like(
     gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody, *, op: str
 ) -> tuple[CommonFields, Route, Draft, int, int, int]:
-    f = common_fields(body)
+    f = common_fields(body, limits=MetadataLimits.from_settings(gw.settings))
     if f.video is None:
         raise errors.InvalidRequest(
             "Missing required parameter: 'video' (an uploaded MP4 file, or video[id] of one of your videos).",
@@ -292,9 +303,8 @@ async def _edit_like(
     route = route_for(gw, key, f.model or DEFAULT_MODEL)
     upload = f.video.upload
     tmp = gw.storage.scratch_path(".mp4")
-    data = await upload.read(gw.settings.max_video_upload_bytes, param="video")
-    await asyncio.to_thread(tmp.write_bytes, data)
     try:
+        await upload.save_to(tmp, gw.settings.max_video_upload_bytes, param="video")
         info = await asyncio.to_thread(render.probe_video, tmp)
     except render.MediaError:
         raise errors.InvalidRequest(
@@ -489,19 +499,20 @@ async def create_character(
             param="video",
             code="missing_required_parameter",
         )
-    data = await upload.read(gw.settings.max_video_upload_bytes, param="video")
     cid = new_id("char", 16)
     key_name = f"characters/{cid}.mp4"
     tmp = gw.storage.scratch_path(".mp4")
-    await asyncio.to_thread(tmp.write_bytes, data)
     try:
-        await asyncio.to_thread(render.probe_video, tmp)
-    except render.MediaError:
-        tmp.unlink(missing_ok=True)
-        raise errors.InvalidRequest(
-            "The uploaded 'video' is not a decodable video file.", param="video", code="invalid_video"
-        ) from None
-    await gw.storage.put_file(key_name, tmp)
+        await upload.save_to(tmp, gw.settings.max_video_upload_bytes, param="video")
+        try:
+            await asyncio.to_thread(render.probe_video, tmp)
+        except render.MediaError:
+            raise errors.InvalidRequest(
+                "The uploaded 'video' is not a decodable video file.", param="video", code="invalid_video"
+            ) from None
+        await gw.storage.put_file(key_name, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)  # moved into storage, or not wanted
     # the key goes into this request's transaction with the character, as a video's goes with its row
     record = claim.record(key.id, cid) if claim is not None else None
     if record is not None and not await repo.add_idempotency(

@@ -70,9 +70,13 @@ async def _store_inputs(gw: Gateway, draft: Draft) -> None:
 async def _store_source_upload(gw: Gateway, draft: Draft) -> None:
     if draft.source_upload is None:
         return
-    data = await draft.source_upload.read(gw.settings.max_video_upload_bytes, param="video")
     key = f"inputs/{draft.video.id}/source.mp4"
-    await gw.storage.write_bytes(key, data)
+    tmp = gw.storage.scratch_path(".mp4")
+    try:  # copied in chunks, never read whole into memory
+        await draft.source_upload.save_to(tmp, gw.settings.max_video_upload_bytes, param="video")
+        await gw.storage.put_file(key, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
     draft.video.params = {**draft.video.params, "source_key": key}
 
 
@@ -274,15 +278,15 @@ async def submit_draft(gw: Gateway, key: ApiKey, draft: Draft) -> Video:
     Returns another request's video when that one took the draft's idempotency key first."""
     row = draft.video
     assert draft.route is not None
-    await _store_inputs(gw, draft)
-    await _store_source_upload(gw, draft)
     row.next_poll_at = now() + SUBMIT_GRACE_S
     try:
+        await _store_inputs(gw, draft)
+        await _store_source_upload(gw, draft)
         await _store_row(gw, key, draft)
     except idempotency.KeyTaken:
         await discard_inputs(gw, row.id)
         return await _stored_by_another(gw, key, draft)
-    except errors.GatewayError:
+    except Exception:  # refused, or a full disk or database: nothing of this request stays stored
         await discard_inputs(gw, row.id)
         raise
     try:

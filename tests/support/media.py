@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import av
@@ -36,3 +38,26 @@ def solid_image(color: tuple[int, int, int], size: tuple[int, int] = (320, 240),
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, format=fmt)
     return buf.getvalue()
+
+
+def big_png(width: int, height: int, *, color_type: int = 6) -> bytes:
+    """A valid all-zero PNG of any size in a small file (a 13000x13000 RGBA one is ~660 KB): the deflate
+    stream is one fully flushed block of rows repeated, so crafting it costs nothing like decoding it."""
+    channels = {0: 1, 2: 3, 6: 4}[color_type]
+    row = b"\0" * (1 + width * channels)  # filter byte 0, then zero samples
+    batch = min(100, height)
+
+    def block(rows: int) -> bytes:
+        z = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate; a full flush makes blocks independent
+        return z.compress(row * rows) + z.flush(zlib.Z_FULL_FLUSH)
+
+    full, rest = divmod(height, batch)
+    n = len(row) * height
+    adler = ((n % 65521) << 16) | 1  # Adler-32 of n zero bytes
+    stream = b"\x78\xda" + block(batch) * full + (block(rest) if rest else b"") + b"\x03\x00" + struct.pack(">I", adler)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", stream) + chunk(b"IEND", b"")
