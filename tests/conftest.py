@@ -25,6 +25,7 @@ from app.cli import alembic_config
 from app.config import Settings
 from app.main import create_app
 from app.server import uvicorn_options
+from tests.support.database import empty_tables
 
 PG_URL = os.environ.get("VIDGATE_TEST_DATABASE_URL")
 
@@ -60,6 +61,13 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(autouse=True)
+def _clean_database(request: pytest.FixtureRequest) -> None:
+    """Each test that uses the session's database starts from empty tables (tests/support/database.py)."""
+    if "database_url" in request.fixturenames:
+        empty_tables(request.getfixturevalue("database_url"))
 
 
 def make_settings(database_url: str, storage: Path, **overrides: Any) -> Settings:
