@@ -7,14 +7,13 @@ change nothing. Requests without the task's token, or with a bad vendor signatur
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from app import errors
-from app.callbacks.verify import callback_token, kling_valid, vidu_valid
+from app.callbacks.verify import callback_token, kling_valid, same, vidu_valid
 from app.channels import service as channels
 from app.context import Gateway
 from app.db import now
@@ -37,7 +36,7 @@ def callback_url(gw: Gateway, vendor: str, video_id: str) -> str | None:
 @router.post("/{vendor}/{video_id}/{token}")
 async def vendor_callback(vendor: str, video_id: str, token: str, request: Request, gw: GatewayDep) -> dict[str, Any]:
     unknown = errors.NotFound("Unknown callback.", code="unknown_callback")
-    if vendor not in SUPPORTED or not hmac.compare_digest(token, callback_token(gw.signer.secret, video_id)):
+    if vendor not in SUPPORTED or not same(callback_token(gw.signer.secret, video_id), token):
         raise unknown
     body = await request.body()
     async with gw.sessionmaker() as s:
