@@ -226,6 +226,60 @@ def _vidu_signed(url: str, token: str = "vda_test_key", *, nonce: str = "n1", si
     ]
 
 
+async def test_replayed_vidu_callbacks_during_a_slow_poll_are_no_ops(database_url, tmp_path) -> None:
+    app, fake, state, vendor = _vidu_gateway(database_url, tmp_path, delay=0.3)
+    async with app.router.lifespan_context(app):
+        auth = {"Authorization": f"Bearer {await new_key(app)}"}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            vid = (await c.post("/v1/videos", headers=auth, json={"prompt": "cb", "model": "viduq1"})).json()["id"]
+            task_id = next(iter(state.tasks))
+            await _advance_at_vendor(fake, task_id, 2)  # → processing, which Vidu announces: the gateway polls
+            genuine = state.callbacks[0]
+            assert genuine["status"] == 200
+
+            async def replay() -> list[httpx.Response]:
+                answers = []
+                for _ in range(20):  # an attacker (or a broken vendor retry loop) replays it every 20 ms
+                    answers.append(await c.post(genuine["url"], json=genuine["json"], headers=genuine["headers"]))
+                    await asyncio.sleep(0.02)
+                return answers
+
+            replays = asyncio.create_task(replay())
+            body = await finish(c, auth, vid, timeout=20)
+            answers = await replays
+            await app.state.gateway.engine.drain()
+    assert body["status"] == "completed"
+    assert {r.status_code for r in answers} == {200}  # a replay is a harmless no-op
+    # the processing callback makes one poll; the success callback that arrives during it one more;
+    # 20 replays add at most one poll and no download
+    assert vendor.polls <= 3, vendor.polls
+    assert vendor.downloads == 1
+
+
+async def test_callbacks_are_rate_limited_per_task(database_url, tmp_path) -> None:
+    app, _, state, _ = _vidu_gateway(database_url, tmp_path)
+    async with app.router.lifespan_context(app):
+        auth = {"Authorization": f"Bearer {await new_key(app)}"}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            vid = (await c.post("/v1/videos", headers=auth, json={"prompt": "cb", "model": "viduq1"})).json()["id"]
+            url = state.tasks[next(iter(state.tasks))].params["callback_url"]
+            # each one freshly and validly signed: not replays, but far more than a vendor ever sends
+            answers = [
+                await c.post(url, json={"state": "processing"}, headers=_vidu_signed(url, nonce=f"n{i}"))
+                for i in range(40)
+            ]
+            codes = [r.status_code for r in answers]
+            assert codes[0] == 200 and codes[-1] == 429, codes
+            assert set(codes) == {200, 429}
+            err = assert_error(answers[-1], 429)
+            assert err["code"] == "rate_limit_exceeded" and int(answers[-1].headers["retry-after"]) >= 1
+            # another task's callbacks are not affected
+            other = (await c.post("/v1/videos", headers=auth, json={"prompt": "cb2", "model": "viduq1"})).json()["id"]
+            assert other != vid
+            url2 = state.tasks[list(state.tasks)[-1]].params["callback_url"]
+            assert (await c.post(url2, json={}, headers=_vidu_signed(url2))).status_code == 200
+
+
 async def test_non_ascii_callback_tokens_and_signatures_are_refused_like_wrong_ones(database_url, tmp_path) -> None:
     vidu, vidu_state = vidu_fake.make_app(api_key="vda_test_key")
     kling, kling_state = kling_fake.make_app()
