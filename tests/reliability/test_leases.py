@@ -248,3 +248,44 @@ async def test_an_engine_that_lost_its_lease_stops_and_does_not_finalise(own_dat
             await until(completed, timeout=20, what="the video to complete")
     assert len(downloads) == 2
     assert finals == {(vid, "completed"): 1}
+
+
+async def test_claim_due_skips_live_claims_and_rows_the_caller_works_on(own_database, tmp_path) -> None:
+    from app.videos import repository as repo
+
+    api = create_app(make_settings(own_database, tmp_path / "d", run_engine=False, poll_interval_ms=0))
+    async with api.router.lifespan_context(api):
+        vid = await _create(api, f"claim-{uuid.uuid4().hex}")
+        maker = api.state.gateway.sessionmaker
+
+        async def claim(owner: str, **kw: Any) -> list[str]:
+            async with maker() as s:
+                rows = await repo.claim_due(s, owner=owner, limit=10, lease=60, skip_locked=False, **kw)
+                await s.commit()
+            return [row.id for row, _ in rows]
+
+        async def set_row(**values: Any) -> None:
+            async with maker() as s:
+                await s.execute(update(Video).where(Video.id == vid).values(**values))
+                await s.commit()
+
+        await set_row(next_poll_at=now() - 1)
+        assert await claim("a") == [vid]
+        # due again (e.g. a callback while unclaimed) but the claim is live: nobody else takes it
+        await set_row(next_poll_at=now() - 1)
+        assert await claim("b") == []
+        async with maker() as s:
+            assert not await repo.renew_claim(s, vid, owner="b", lease=60)
+            assert await repo.renew_claim(s, vid, owner="a", lease=60)
+            await s.commit()
+        # the claim ran out: the engine still working on it never claims it twice, another one may
+        await set_row(next_poll_at=now() - 1, claimed_until=now() - 1)
+        assert await claim("a", exclude={vid}) == []
+        assert await claim("b") == [vid]
+        assert (await _row(api, vid)).claimed_by == "b"
+        async with maker() as s:  # the former holder writes nothing any more
+            assert not await repo.release(s, vid, "a", progress=50)
+            assert await repo.release(s, vid, "b", progress=50)
+            await s.commit()
+        row = await _row(api, vid)
+        assert (row.progress, row.claimed_by, row.claimed_until) == (50, None, None)
