@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     poll_max_interval_ms: int = 30_000
     poll_concurrency: int = 16
     task_timeout_s: int = 3 * 3600  # a task still unfinished after this is failed
-    claim_lease_s: int = 120  # a claimed task is released after this if its worker died
+    claim_lease_s: float = 120  # a claim not renewed (heartbeat every lease/3) for this long is released
     janitor_interval_s: int = 60
     param_policy: Literal["nearest", "strict"] = "nearest"
     channel_cooldown_s: float = 30.0  # first cool-down of a failing channel; doubles per failure

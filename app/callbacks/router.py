@@ -3,28 +3,39 @@
 A callback is only a hint: a genuine one makes the engine poll the task at once (the vendor's query API
 stays the source of truth, and polling remains the safety net), so forged or replayed callbacks can
 change nothing. Requests without the task's token, or with a bad vendor signature, are refused.
+
+A callback never touches a task someone is working on: it makes the task due only when nobody holds it,
+and otherwise stamps it so that the worker polling it right now looks once more when done. A genuine
+callback seen before (the same signature headers and body) is a no-op answered 200 without a write, and
+each task's callback URL takes a few dozen requests a minute at most (429 beyond).
 """
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from app import errors
-from app.callbacks.verify import callback_token, kling_valid, vidu_valid
+from app.callbacks.verify import TOLERANCE_S, callback_token, kling_valid, same, vidu_valid
 from app.channels import service as channels
 from app.context import Gateway
 from app.db import now
 from app.deps import GatewayDep
+from app.keys.limits import LimiterUnavailable
 from app.videos import repository as repo
 
 router = APIRouter(prefix="/callbacks", tags=["callbacks"], include_in_schema=False)
 log = logging.getLogger("vidgate.callbacks")
 
 SUPPORTED = ("kling", "vidu")
+# a vendor calls back a few times per task (each state change, a few retries of the last); replays and
+# forgeries beyond this are refused before the database is read
+PER_TASK_PER_MINUTE = 30
+# what makes one callback differ from another: the signature material (Vidu: §9, Kling: §8.1)
+_IDENTITY = ("date", "x-request-nonce", "x-hmac-signature", "webhook-id", "webhook-timestamp", "webhook-signature")
 
 
 def callback_url(gw: Gateway, vendor: str, video_id: str) -> str | None:
@@ -34,17 +45,48 @@ def callback_url(gw: Gateway, vendor: str, video_id: str) -> str | None:
     return f"{base}/callbacks/{vendor}/{video_id}/{callback_token(gw.signer.secret, video_id)}"
 
 
+def _fingerprint(vendor: str, video_id: str, headers: dict[str, str], body: bytes) -> str:
+    h = hashlib.sha256(f"{vendor}\n{video_id}\n".encode())
+    for name in _IDENTITY:
+        h.update(f"{name}:{headers.get(name, '')}\n".encode("utf-8", "surrogatepass"))
+    h.update(body)
+    return h.hexdigest()
+
+
+async def _replayed(gw: Gateway, fingerprint: str) -> bool:
+    """Seen within the signature tolerance already (shared by replicas through the limiter's store)."""
+    try:
+        first = await gw.limiter.hit(f"callback-seen:{fingerprint}", limit=1, window_s=TOLERANCE_S)
+    except LimiterUnavailable as exc:
+        log.warning("callback replay check unavailable (%s); treating the callback as new", exc)
+        return False
+    return not first.allowed
+
+
+async def _limit(gw: Gateway, vendor: str, video_id: str) -> None:
+    try:
+        decision = await gw.limiter.hit(f"callback:{vendor}:{video_id}", limit=PER_TASK_PER_MINUTE, window_s=60)
+    except LimiterUnavailable as exc:
+        log.warning("callback rate limit unavailable (%s); letting the callback through", exc)
+        return
+    if not decision.allowed:
+        raise errors.RateLimited(
+            "Too many callbacks for this task; retry later.", retry_after=max(1.0, decision.retry_after)
+        )
+
+
 @router.post("/{vendor}/{video_id}/{token}")
 async def vendor_callback(vendor: str, video_id: str, token: str, request: Request, gw: GatewayDep) -> dict[str, Any]:
     unknown = errors.NotFound("Unknown callback.", code="unknown_callback")
-    if vendor not in SUPPORTED or not hmac.compare_digest(token, callback_token(gw.signer.secret, video_id)):
+    if vendor not in SUPPORTED or not same(callback_token(gw.signer.secret, video_id), token):
         raise unknown
     body = await request.body()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    await _limit(gw, vendor, video_id)
     async with gw.sessionmaker() as s:
         row = await repo.get(s, video_id)
     if row is None or row.provider != vendor:
         raise unknown
-    headers = {k.lower(): v for k, v in request.headers.items()}
     if vendor == "vidu":
         channel = await channels.channel_by_fingerprint(gw, row.channel_fp)
         api_token = channel.credentials.get("api_key") if channel is not None else None
@@ -56,10 +98,11 @@ async def vendor_callback(vendor: str, video_id: str, token: str, request: Reque
         secret = gw.settings.kling_webhook_secret.get_secret_value()
         if not kling_valid(secret, headers, body):
             raise errors.AuthenticationFailed("Invalid callback signature.", code="invalid_signature")
+    if await _replayed(gw, _fingerprint(vendor, video_id, headers, body)):
+        return {"ok": True}  # its first copy was acted on already
     if row.status in repo.ACTIVE:
         async with gw.sessionmaker() as s:
-            # clearing the claim also tells a poll in flight to look again right after it ends
-            await repo.update_active(s, row.id, next_poll_at=now(), claimed_until=None)
+            await repo.nudge(s, row.id)
             await s.commit()
         gw.wake_engine()
         log.info("callback from %s for %s: polling it now", vendor, row.id)

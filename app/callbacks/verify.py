@@ -37,15 +37,25 @@ def vidu_valid(token: str, method: str, path: str, query: str, headers: Mapping[
     if abs(now - sent) > TOLERANCE_S:
         return False
     expected = base64.b64encode(hmac.new(token.encode(), text.encode(), hashlib.sha256).digest()).decode()
-    return hmac.compare_digest(expected, headers.get("x-hmac-signature", ""))
+    return same(expected, headers.get("x-hmac-signature", ""))
 
 
 def kling_valid(secret: str, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> bool:
     msg_id, ts = headers.get("webhook-id", ""), headers.get("webhook-timestamp", "")
-    if not msg_id or not ts.isdigit() or abs((now or time.time()) - int(ts)) > TOLERANCE_S:
+    # str.isdigit() also holds for "²" or "١٢٣", which int() refuses or reads: ASCII digits only
+    if not msg_id or not (ts.isascii() and ts.isdigit()) or abs((now or time.time()) - int(ts)) > TOLERANCE_S:
         return False
     expected = standard_webhooks_sign(secret, msg_id=msg_id, timestamp=int(ts), body=body)
-    return any(hmac.compare_digest(expected, part) for part in headers.get("webhook-signature", "").split())
+    return any(same(expected, part) for part in headers.get("webhook-signature", "").split())
+
+
+def same(expected: str, given: str) -> bool:
+    """Constant-time equality of a secret we computed and a value a client sent, whatever its characters.
+
+    `hmac.compare_digest` refuses str with non-ASCII characters (TypeError, a 500); as UTF-8 bytes any
+    value compares, and a wrong one is simply unequal. (Headers arrive latin-1-decoded, paths
+    percent-decoded: lone surrogates are passed through rather than refused.)"""
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass"))
 
 
 def callback_token(secret: bytes, video_id: str) -> str:

@@ -1,9 +1,11 @@
 """The task engine: the `videos` table is the queue.
 
-Each tick claims due unfinished rows (`next_poll_at <= now`; FOR UPDATE SKIP LOCKED on PostgreSQL),
-pushing `next_poll_at` out by a lease so no other worker takes them, then polls them concurrently
-within a bound. Every step commits on its own; terminal transitions are compare-and-set on the
-status, so a task is never finalised twice. A restarted process simply finds the rows again.
+Each tick claims due unfinished rows that nobody holds (`next_poll_at <= now`; FOR UPDATE SKIP LOCKED on
+PostgreSQL), writing this engine's id and a lease on them, then works on them concurrently within a bound.
+While a task is worked on (a poll, a long download and the derived variants, a submit with failover) a
+heartbeat renews its lease; an engine whose lease was taken over stops that work and writes nothing more.
+Every step commits on its own, as a compare-and-set on the status and on the claim's owner, so a task is
+never finalised twice. A restarted process simply finds the rows again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from app.channels import service as channels
 from app.context import Gateway
 from app.db import now
 from app.errors import is_storage_full
+from app.jobs.lease import LeaseLost, worker_id
 from app.media import render
 from app.observability import bind
 from app.observability.logs import redact
@@ -73,7 +76,8 @@ class TaskEngine:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
-        self._claimed: set[str] = set()  # rows this engine holds a lease on
+        self._claimed: set[str] = set()  # rows this engine holds a lease on (never claimed again meanwhile)
+        self.owner = worker_id("engine")
         self._loop_task: asyncio.Task[None] | None = None
         self._last_janitor = 0.0
 
@@ -104,7 +108,7 @@ class TaskEngine:
         if self._claimed:
             # hand unfinished claims back at once instead of letting their leases run out
             async with self.gw.sessionmaker() as s:
-                released = await repo.release_claims(s, list(self._claimed))
+                released = await repo.release_claims(s, list(self._claimed), owner=self.owner)
                 await s.commit()
             log.info("released %d claimed tasks on shutdown", released)
             self._claimed.clear()
@@ -133,7 +137,12 @@ class TaskEngine:
             return 0
         async with self.gw.sessionmaker() as s:
             rows = await repo.claim_due(
-                s, limit=free, lease=self.settings.claim_lease_s, skip_locked=self.gw.is_postgres
+                s,
+                owner=self.owner,
+                limit=free,
+                lease=self.settings.claim_lease_s,
+                skip_locked=self.gw.is_postgres,
+                exclude=self._claimed,
             )
             await s.commit()
         t = now()
@@ -158,11 +167,15 @@ class TaskEngine:
     async def _guarded(self, row: Video) -> None:
         bind(task_id=row.id, provider=row.provider)  # a task of its own: the context ends with it
         try:
-            await self.process(row)
-        except Exception:
-            log.exception("task %s: unexpected error", row.id)
-            await self._reschedule(row, delay=self._backoff(row.poll_errors + 1), errors=row.poll_errors + 1)
-        # a cancelled task skips this line and keeps its claim listed, so stop() hands it back
+            async with submission.hold_claim(self.gw, row.id, self.owner):
+                try:
+                    await self.process(row)
+                except Exception:
+                    log.exception("task %s: unexpected error", row.id)
+                    await self._reschedule(row, delay=self._backoff(row.poll_errors + 1), errors=row.poll_errors + 1)
+        except LeaseLost:
+            log.warning("task %s: another worker took it over; stopped working on it", row.id)
+        # a task cancelled by stop() skips this line and keeps its claim listed, so stop() hands it back
         self._claimed.discard(row.id)
 
     async def process(self, row: Video) -> None:
@@ -185,6 +198,7 @@ class TaskEngine:
             return
         task = pb.VendorTask(row.provider, row.vendor_task_id, dict(row.vendor_meta or {}))
         await self._pace(channel)
+        started = now()
         try:
             snap = await provider.poll(task)
         except pb.NotFoundAtVendor as exc:
@@ -204,16 +218,16 @@ class TaskEngine:
             if snap.poll_after is not None:
                 delay = min(snap.poll_after, self.settings.poll_max_interval_ms / 1000)
             async with self.gw.sessionmaker() as s:
-                await repo.update_active(
+                await repo.release(
                     s,
                     row.id,
+                    self.owner,
                     status=snap.status.value,
                     progress=max(row.progress, min(99, snap.progress or 0)),
                     poll_count=row.poll_count + 1,
                     poll_errors=0,
-                    # a vendor callback that arrived during this poll cleared the claim: look again at once
-                    next_poll_at=case((Video.claimed_until.is_(None), now()), else_=now() + delay),
-                    claimed_until=None,
+                    # a vendor callback arrived during this poll (which may have missed its news): look again
+                    next_poll_at=case((Video.nudged_at >= started, now()), else_=now() + delay),
                 )
                 await s.commit()
 
@@ -235,7 +249,7 @@ class TaskEngine:
         if found is None:
             return False
         log.info("task %s: found at %s after a restart; not submitting it again", row.id, channel.name)
-        await submission.record_submitted(self.gw, row, channel, found)
+        await submission.record_submitted(self.gw, row, channel, found, owner=self.owner)
         return True
 
     async def _submit(self, row: Video) -> None:
@@ -259,16 +273,14 @@ class TaskEngine:
                 return
             params = {**(row.params or {}), "submit_attempts": attempts}
             async with self.gw.sessionmaker() as s:
-                await repo.update_active(
-                    s, row.id, params=params, next_poll_at=now() + self._backoff(attempts), claimed_until=None
-                )
+                await repo.release(s, row.id, self.owner, params=params, next_poll_at=now() + self._backoff(attempts))
                 await s.commit()
             return
         except pb.ProviderError as exc:
             err = service.provider_error(exc)
             await self._fail(row, err.code or "vendor_rejected", err.message)
             return
-        await submission.record_submitted(self.gw, row, channel, vtask)
+        await submission.record_submitted(self.gw, row, channel, vtask, owner=self.owner)
 
     async def _complete(
         self,
@@ -320,8 +332,8 @@ class TaskEngine:
                 else:
                     params = {**(row.params or {}), "download_attempts": attempts}
                     async with self.gw.sessionmaker() as s:
-                        await repo.update_active(
-                            s, row.id, params=params, next_poll_at=now() + self._backoff(attempts), claimed_until=None
+                        await repo.release(
+                            s, row.id, self.owner, params=params, next_poll_at=now() + self._backoff(attempts)
                         )
                         await s.commit()
                 return
@@ -344,21 +356,21 @@ class TaskEngine:
             "size": f"{info.width}x{info.height}",
             "seconds": str(max(1, round(info.seconds))),
             "next_poll_at": None,
-            "claimed_until": None,
         }
         produced = float(values["seconds"]) - float((row.params or {}).get("source_seconds") or 0)
         charge = usage.cost(self.gw.registry.prices, [row.model, row.vendor_model], info.width, info.height, produced)
         async with self.gw.sessionmaker() as s:
-            done = await repo.update_active(s, row.id, **values)
+            # only while this engine still holds the task: one that lost its lease never finalises it
+            done = await repo.release(s, row.id, self.owner, **values)
             if done:  # in the same transaction as the transition: charged and announced exactly once
                 await usage.settle(s, row, charged=charge)
                 await enqueue_video_event(s, row, status=pb.VideoStatus.completed.value)
             await s.commit()
-        if done:
-            self.gw.metrics.task_transition(row.provider, "completed")
-        self.gw.wake_webhooks()
         if not done:
-            log.info("task %s was finished elsewhere; dropping this copy", row.id)
+            log.info("task %s was finished or taken over elsewhere; dropping this copy", row.id)
+            return
+        self.gw.metrics.task_transition(row.provider, "completed")
+        self.gw.wake_webhooks()
         await submission.discard_inputs(self.gw, row.id)
 
     async def _pace(self, channel: Channel | None) -> None:
@@ -390,22 +402,23 @@ class TaskEngine:
     async def _fail(self, row: Video, code: str, message: str) -> None:
         message = redact(message)  # often the vendor's words, which may quote our credentials back
         async with self.gw.sessionmaker() as s:
-            done = await repo.update_active(
+            done = await repo.release(
                 s,
                 row.id,
+                self.owner,
                 status=pb.VideoStatus.failed.value,
                 error_code=code[:200],
                 error_message=message,
                 completed_at=int(now()),
                 next_poll_at=None,
-                claimed_until=None,
             )
             if done:  # refunded and announced in the same transaction as the transition, exactly once
                 await usage.settle(s, row, charged=0.0)
                 await enqueue_video_event(s, row, status=pb.VideoStatus.failed.value)
             await s.commit()
-        if done:
-            self.gw.metrics.task_transition(row.provider, "failed")
+        if not done:  # finished elsewhere, or another worker holds it now (and may still need its inputs)
+            return
+        self.gw.metrics.task_transition(row.provider, "failed")
         self.gw.wake_webhooks()
         await submission.discard_inputs(self.gw, row.id)
 
@@ -419,7 +432,7 @@ class TaskEngine:
 
     async def _reschedule(self, row: Video, *, delay: float, errors: int) -> None:
         async with self.gw.sessionmaker() as s:
-            await repo.update_active(s, row.id, poll_errors=errors, next_poll_at=now() + delay, claimed_until=None)
+            await repo.release(s, row.id, self.owner, poll_errors=errors, next_poll_at=now() + delay)
             await s.commit()
 
     def _interval(self, polls: int) -> float:

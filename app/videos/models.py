@@ -9,7 +9,7 @@ from app.db import Base
 
 
 class Video(Base):
-    """A video task. The table is also the engine's queue (`next_poll_at`, `claimed_until`)."""
+    """A video task. The table is also the engine's queue (`next_poll_at`, `claimed_by`, `claimed_until`)."""
 
     __tablename__ = "videos"
     __table_args__ = (
@@ -49,6 +49,8 @@ class Video(Base):
     submitted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     next_poll_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     claimed_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the worker holding the lease
+    nudged_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # the last genuine vendor callback
     poll_count: Mapped[int] = mapped_column(Integer, default=0)
     poll_errors: Mapped[int] = mapped_column(Integer, default=0)
     # accounting: reserved at submit, then charged (reconciled to what was produced) or refunded, once

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,18 +62,30 @@ async def delete_row(session: AsyncSession, video_id: str) -> None:
     await session.execute(delete(Video).where(Video.id == video_id))
 
 
-async def claim_due(session: AsyncSession, *, limit: int, lease: float, skip_locked: bool) -> list[tuple[Video, float]]:
-    """Claim due unfinished tasks; returns each claimed row with the time it was due.
+def _unclaimed(t: float) -> ColumnElement[bool]:
+    """Nobody holds the row: never claimed, released, or its holder's lease ran out."""
+    return or_(Video.claimed_until.is_(None), Video.claimed_until <= t)
 
-    The claim is a compare-and-set (`… WHERE next_poll_at <= now`), so of two workers that saw the same
-    row only one gets it, on SQLite too; on PostgreSQL the SELECT also skips rows other workers hold."""
+
+async def claim_due(
+    session: AsyncSession,
+    *,
+    owner: str,
+    limit: int,
+    lease: float,
+    skip_locked: bool,
+    exclude: Collection[str] = (),
+) -> list[tuple[Video, float]]:
+    """Claim due unfinished tasks that nobody holds; returns each claimed row with the time it was due.
+
+    The claim is a compare-and-set (`… WHERE next_poll_at <= now AND the claim is free`), so of two workers
+    that saw the same row only one gets it, on SQLite too; on PostgreSQL the SELECT also skips rows other
+    workers hold. `exclude` names rows the caller is working on already (never claimed twice)."""
     t = now()
-    q = (
-        select(Video.id, Video.next_poll_at)
-        .where(Video.status.in_(ACTIVE), Video.deleted_at.is_(None), Video.next_poll_at <= t)
-        .order_by(Video.next_poll_at)
-        .limit(limit)
-    )
+    ready = (Video.status.in_(ACTIVE), Video.deleted_at.is_(None), Video.next_poll_at <= t, _unclaimed(t))
+    q = select(Video.id, Video.next_poll_at).where(*ready).order_by(Video.next_poll_at).limit(limit)
+    if exclude:
+        q = q.where(Video.id.not_in(list(exclude)))
     if skip_locked:
         q = q.with_for_update(skip_locked=True)
     due_at = {vid: float(due) for vid, due in (await session.execute(q)).all()}
@@ -83,8 +95,8 @@ async def claim_due(session: AsyncSession, *, limit: int, lease: float, skip_loc
         (
             await session.execute(
                 update(Video)
-                .where(Video.id.in_(list(due_at)), Video.next_poll_at <= t, Video.status.in_(ACTIVE))
-                .values(next_poll_at=t + lease, claimed_until=t + lease)
+                .where(Video.id.in_(list(due_at)), *ready)
+                .values(next_poll_at=t + lease, claimed_until=t + lease, claimed_by=owner)
                 .returning(Video.id)
                 .execution_options(synchronize_session=False)
             )
@@ -98,21 +110,58 @@ async def claim_due(session: AsyncSession, *, limit: int, lease: float, skip_loc
     return [(row, due_at[row.id]) for row in rows]
 
 
+async def renew_claim(session: AsyncSession, video_id: str, *, owner: str, lease: float) -> bool:
+    """Extend `owner`'s claim; False when the row is no longer theirs (taken over, released or finished)."""
+    t = now()
+    result = await session.execute(
+        update(Video)
+        .where(Video.id == video_id, Video.claimed_by == owner, Video.status.in_(ACTIVE))
+        # next_poll_at moves along too: anything that reads only it still sees the row as taken
+        .values(claimed_until=t + lease, next_poll_at=t + lease)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def update_claimed(session: AsyncSession, video_id: str, owner: str, **values: Any) -> bool:
+    """`update_active`, and only while `owner` still holds the claim: a worker that lost it writes nothing."""
+    values.setdefault("updated_at", now())
+    result = await session.execute(
+        update(Video).where(Video.id == video_id, Video.status.in_(ACTIVE), Video.claimed_by == owner).values(**values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def release(session: AsyncSession, video_id: str, owner: str, **values: Any) -> bool:
+    """Write `values` and give up `owner`'s claim, in one compare-and-set."""
+    return await update_claimed(session, video_id, owner, claimed_by=None, claimed_until=None, **values)
+
+
+async def nudge(session: AsyncSession, video_id: str) -> None:
+    """A vendor announced a change: due at once if nobody is working on the task, and in any case stamped,
+    so that a worker polling it right now looks again when it is done (a live claim is never touched)."""
+    t = now()
+    await session.execute(
+        update(Video)
+        .where(Video.id == video_id, Video.status.in_(ACTIVE))
+        .values(nudged_at=t, next_poll_at=case((_unclaimed(t), t), else_=Video.next_poll_at))
+    )
+
+
 async def release_all_claims(session: AsyncSession) -> int:
     t = now()
     result = await session.execute(
         update(Video)
         .where(Video.status.in_(ACTIVE), Video.claimed_until.is_not(None))
-        .values(claimed_until=None, next_poll_at=t)
+        .values(claimed_until=None, claimed_by=None, next_poll_at=t)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def release_claims(session: AsyncSession, ids: list[str]) -> int:
+async def release_claims(session: AsyncSession, ids: list[str], *, owner: str) -> int:
     result = await session.execute(
         update(Video)
-        .where(Video.id.in_(ids), Video.status.in_(ACTIVE), Video.claimed_until.is_not(None))
-        .values(claimed_until=None, next_poll_at=now())
+        .where(Video.id.in_(ids), Video.status.in_(ACTIVE), Video.claimed_by == owner)
+        .values(claimed_until=None, claimed_by=None, next_poll_at=now())
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -5,6 +5,11 @@ Creation spans vendor calls, so, like the engine, it commits in short steps of i
 is stored before any vendor is asked (a crash in between is recovered by the engine), the channel
 about to be tried is recorded before each attempt (so a crash can be reconciled with that vendor),
 and the vendor's id is stored right after.
+
+The row is stored claimed by its creator, and the claim is renewed by a heartbeat for as long as the
+submit (failover included) runs, so no engine submits it a second time while a slow vendor is still
+answering; if the creator dies, the claim runs out and an engine takes the row over (after `_recover`
+looked for it at the channel last tried).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from app.callbacks.router import callback_url
 from app.channels import service as channels
 from app.context import Gateway
 from app.db import now
+from app.jobs.lease import Heartbeat, LeaseLost, worker_id
 from app.keys.models import ApiKey
 from app.providers import base as pb
 from app.providers.registry import Channel, Route
@@ -32,7 +38,6 @@ from app.videos.service import IMAGE_EXT, Draft, not_found, provider_error
 
 log = logging.getLogger("vidgate.videos")
 
-SUBMIT_GRACE_S = 30.0  # an unsubmitted row older than this is (re)submitted by the engine
 TECHNICAL = (pb.Unavailable, pb.RateLimited, pb.AuthFailed)
 
 
@@ -226,7 +231,21 @@ async def submit_with_failover(gw: Gateway, row: Video, route: Route) -> tuple[C
     raise failed
 
 
-async def record_submitted(gw: Gateway, row: Video, channel: Channel, task: pb.VendorTask) -> None:
+def hold_claim(gw: Gateway, video_id: str, owner: str) -> Heartbeat:
+    """Renew `owner`'s claim on the row while the `async with` block runs (see app.jobs.lease)."""
+    lease = gw.settings.claim_lease_s
+
+    async def renew() -> bool:
+        async with gw.sessionmaker() as s:
+            held = await repo.renew_claim(s, video_id, owner=owner, lease=lease)
+            await s.commit()
+        return held
+
+    return Heartbeat(renew, lease_s=lease, name=video_id)
+
+
+async def record_submitted(gw: Gateway, row: Video, channel: Channel, task: pb.VendorTask, *, owner: str) -> bool:
+    """Store the vendor's id and release `owner`'s claim; False if the claim was lost meanwhile."""
     first_poll = now() + gw.settings.poll_interval_ms / 1000
     values = {
         "vendor_task_id": task.vendor_task_id,
@@ -236,13 +255,19 @@ async def record_submitted(gw: Gateway, row: Video, channel: Channel, task: pb.V
         "provider": channel.vendor,
         "submitted_at": now(),
         "next_poll_at": first_poll,
-        "claimed_until": None,
     }
     async with gw.sessionmaker() as s:
-        await repo.update_active(s, row.id, **values)
+        stored = await repo.release(s, row.id, owner, **values)
         await s.commit()
-    for k, v in values.items():
+    if not stored:
+        # another worker took the row over while this vendor was answering: it resubmits or recovers it
+        log.error(
+            "task %s: %s accepted it as %s after this worker lost the task", row.id, channel.name, task.vendor_task_id
+        )
+        return False
+    for k, v in {**values, "claimed_by": None, "claimed_until": None}.items():
         setattr(row, k, v)
+    return True
 
 
 async def _drop(gw: Gateway, draft: Draft) -> None:
@@ -278,7 +303,9 @@ async def submit_draft(gw: Gateway, key: ApiKey, draft: Draft) -> Video:
     Returns another request's video when that one took the draft's idempotency key first."""
     row = draft.video
     assert draft.route is not None
-    row.next_poll_at = now() + SUBMIT_GRACE_S
+    owner = worker_id("submit")
+    t, lease = now(), gw.settings.claim_lease_s
+    row.claimed_by, row.claimed_until, row.next_poll_at = owner, t + lease, t + lease
     try:
         await _store_inputs(gw, draft)
         await _store_source_upload(gw, draft)
@@ -290,13 +317,18 @@ async def submit_draft(gw: Gateway, key: ApiKey, draft: Draft) -> Video:
         await discard_inputs(gw, row.id)
         raise
     try:
-        channel, task = await submit_with_failover(gw, row, draft.route)
+        async with hold_claim(gw, row.id, owner):
+            channel, task = await submit_with_failover(gw, row, draft.route)
+    except LeaseLost:
+        log.warning("task %s: the submit outlived this worker's claim; the engine has taken the task over", row.id)
+        gw.wake_engine()
+        return row
     except AllChannelsFailed as exc:
         if exc.retryable:
             # a vendor may come back: the engine retries with backoff; the client has its id already
             log.warning("submit of %s failed on every channel; the engine will retry", row.id)
             async with gw.sessionmaker() as s:
-                await repo.update_active(s, row.id, next_poll_at=now() + gw.settings.poll_interval_ms / 1000)
+                await repo.release(s, row.id, owner, next_poll_at=now() + gw.settings.poll_interval_ms / 1000)
                 await s.commit()
             gw.wake_engine()
             return row
@@ -305,7 +337,8 @@ async def submit_draft(gw: Gateway, key: ApiKey, draft: Draft) -> Video:
     except pb.ProviderError as exc:
         await _drop(gw, draft)
         raise provider_error(exc) from None
-    await record_submitted(gw, row, channel, task)
+    if not await record_submitted(gw, row, channel, task, owner=owner):
+        return row
     gw.metrics.task_transition(channel.vendor, "queued")
     gw.wake_engine()
     return row

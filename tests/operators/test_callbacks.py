@@ -160,3 +160,195 @@ async def test_kling_tasks_carry_our_callback_url_and_signed_callbacks_are_check
                     break
                 await asyncio.sleep(0.02)
             assert polls
+
+
+class SlowVidu:
+    """Around the fake Vidu: counts the gateway's polls and video downloads, and holds each for `delay` s."""
+
+    def __init__(self, app, *, delay: float) -> None:
+        self.app, self.delay = app, delay
+        self.polls = 0
+        self.downloads = 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path = scope["path"]
+            if path.endswith("/creations"):
+                self.polls += 1
+                await asyncio.sleep(self.delay)
+            elif path.startswith("/files/") and path.endswith(".mp4"):
+                self.downloads += 1
+                await asyncio.sleep(self.delay)
+        await self.app(scope, receive, send)
+
+
+def _vidu_gateway(database_url, tmp_path, *, delay: float = 0.0, **settings):
+    to_gateway = GatewayTransport()
+    fake, state = vidu_fake.make_app(api_key="vda_test_key", callback_client=httpx.AsyncClient(transport=to_gateway))
+    vendor = SlowVidu(fake, delay=delay)
+    values = {
+        "sandbox_enabled": False,
+        "vidu_api_key": "vda_test_key",
+        "vidu_base_url": "https://api.vidu.com",
+        "public_base_url": "http://gw",
+        "poll_interval_ms": 60_000,  # polling alone would take a minute: only callbacks move the task
+        "poll_max_interval_ms": 60_000,
+        **settings,
+    }
+    app = create_app(
+        make_settings(database_url, tmp_path / "d", **values),
+        http=httpx.AsyncClient(transport=httpx.ASGITransport(app=vendor)),
+    )
+    to_gateway.app = app
+    return app, fake, state, vendor
+
+
+async def _advance_at_vendor(fake, task_id: str, steps: int) -> None:
+    """Time passes at the vendor (the test's own queries, which the gateway does not see)."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake), base_url="https://api.vidu.com") as v:
+        for _ in range(steps):
+            await v.get(f"/ent/v2/tasks/{task_id}/creations", headers={"Authorization": "Token vda_test_key"})
+
+
+def _vidu_signed(url: str, token: str = "vda_test_key", *, nonce: str = "n1", signature: bytes | None = None):
+    """Headers of a Vidu callback to `url`, signed with `token` (or carrying `signature` as sent)."""
+    date = formatdate(usegmt=True)
+    path = httpx.URL(url).path
+    text = f"POST\n{path}\n\nvidu\n{date}\nDate:{date}\nx-request-nonce:{nonce}\n"
+    good = base64.b64encode(hmac.new(token.encode(), text.encode(), hashlib.sha256).digest())
+    return [
+        (b"Date", date.encode()),
+        (b"x-request-nonce", nonce.encode()),
+        (b"X-HMAC-SIGNED-HEADERS", b"Date;x-request-nonce"),
+        (b"X-HMAC-ALGORITHM", b"hmac-sha256"),
+        (b"X-HMAC-ACCESS-KEY", b"vidu"),
+        (b"X-HMAC-SIGNATURE", good if signature is None else signature),
+    ]
+
+
+async def test_replayed_vidu_callbacks_during_a_slow_poll_are_no_ops(database_url, tmp_path) -> None:
+    app, fake, state, vendor = _vidu_gateway(database_url, tmp_path, delay=0.3)
+    async with app.router.lifespan_context(app):
+        auth = {"Authorization": f"Bearer {await new_key(app)}"}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            vid = (await c.post("/v1/videos", headers=auth, json={"prompt": "cb", "model": "viduq1"})).json()["id"]
+            task_id = next(iter(state.tasks))
+            await _advance_at_vendor(fake, task_id, 2)  # → processing, which Vidu announces: the gateway polls
+            genuine = state.callbacks[0]
+            assert genuine["status"] == 200
+
+            async def replay() -> list[httpx.Response]:
+                answers = []
+                for _ in range(20):  # an attacker (or a broken vendor retry loop) replays it every 20 ms
+                    answers.append(await c.post(genuine["url"], json=genuine["json"], headers=genuine["headers"]))
+                    await asyncio.sleep(0.02)
+                return answers
+
+            replays = asyncio.create_task(replay())
+            body = await finish(c, auth, vid, timeout=20)
+            answers = await replays
+            await app.state.gateway.engine.drain()
+    assert body["status"] == "completed"
+    assert {r.status_code for r in answers} == {200}  # a replay is a harmless no-op
+    # the processing callback makes one poll; the success callback that arrives during it one more;
+    # 20 replays add at most one poll and no download
+    assert vendor.polls <= 3, vendor.polls
+    assert vendor.downloads == 1
+
+
+async def test_callbacks_are_rate_limited_per_task(database_url, tmp_path) -> None:
+    app, _, state, _ = _vidu_gateway(database_url, tmp_path)
+    async with app.router.lifespan_context(app):
+        auth = {"Authorization": f"Bearer {await new_key(app)}"}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            vid = (await c.post("/v1/videos", headers=auth, json={"prompt": "cb", "model": "viduq1"})).json()["id"]
+            url = state.tasks[next(iter(state.tasks))].params["callback_url"]
+            # each one freshly and validly signed: not replays, but far more than a vendor ever sends
+            answers = [
+                await c.post(url, json={"state": "processing"}, headers=_vidu_signed(url, nonce=f"n{i}"))
+                for i in range(40)
+            ]
+            codes = [r.status_code for r in answers]
+            assert codes[0] == 200 and codes[-1] == 429, codes
+            assert set(codes) == {200, 429}
+            err = assert_error(answers[-1], 429)
+            assert err["code"] == "rate_limit_exceeded" and int(answers[-1].headers["retry-after"]) >= 1
+            # another task's callbacks are not affected
+            other = (await c.post("/v1/videos", headers=auth, json={"prompt": "cb2", "model": "viduq1"})).json()["id"]
+            assert other != vid
+            url2 = state.tasks[list(state.tasks)[-1]].params["callback_url"]
+            assert (await c.post(url2, json={}, headers=_vidu_signed(url2))).status_code == 200
+
+
+async def test_non_ascii_callback_tokens_and_signatures_are_refused_like_wrong_ones(database_url, tmp_path) -> None:
+    vidu, vidu_state = vidu_fake.make_app(api_key="vda_test_key")
+    kling, kling_state = kling_fake.make_app()
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    http = httpx.AsyncClient(
+        mounts={
+            "https://api.vidu.com": httpx.ASGITransport(app=vidu),
+            "https://api-singapore.klingai.com": httpx.ASGITransport(app=kling),
+        }
+    )
+    settings = make_settings(
+        database_url,
+        tmp_path / "d",
+        sandbox_enabled=False,
+        vidu_api_key="vda_test_key",
+        kling_access_key=kling_fake.AK,
+        kling_secret_key=kling_fake.SK,
+        kling_webhook_secret=secret,
+        public_base_url="http://gw",
+        poll_interval_ms=60_000,
+        poll_max_interval_ms=60_000,
+    )
+    app = create_app(settings, http=http)
+    async with app.router.lifespan_context(app):
+        auth = {"Authorization": f"Bearer {await new_key(app)}"}
+        # raise_app_exceptions=False: a 500 is an answer to compare, not an exception in the test
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
+            vid = (await c.post("/v1/videos", headers=auth, json={"prompt": "v", "model": "viduq1"})).json()["id"]
+            kid = (await c.post("/v1/videos", headers=auth, json={"prompt": "k", "model": "kling-v1"})).json()["id"]
+            vidu_url = vidu_state.tasks[next(iter(vidu_state.tasks))].params["callback_url"]
+            kling_url = [r.json for r in kling_state.api_requests() if r.method == "POST"][-1]["callback_url"]
+
+            async def same(wrong: httpx.Response, non_ascii: httpx.Response, status: int) -> None:
+                assert_error(wrong, status)
+                assert non_ascii.status_code == wrong.status_code, non_ascii.text
+                assert non_ascii.json() == wrong.json()
+
+            # the token in the path
+            for vendor, video in (("vidu", vid), ("kling", kid)):
+                wrong = await c.post(f"/callbacks/{vendor}/{video}/{'0' * 40}", json={})
+                for token in ("é" * 40, "0" * 39 + "é", "日本語", "%C3%A9" * 10):
+                    await same(wrong, await c.post(f"/callbacks/{vendor}/{video}/{token}", json={}), 404)
+
+            # Vidu's signature header
+            path = httpx.URL(vidu_url).path
+            wrong = await c.post(path, json={}, headers=_vidu_signed(vidu_url, signature=b"A" * 44))
+            for sig in ("é" * 44, "AAAA€", "日本語"):
+                headers = _vidu_signed(vidu_url, signature=sig.encode())
+                await same(wrong, await c.post(path, json={}, headers=headers), 401)
+            latin1 = _vidu_signed(vidu_url, signature=b"\xe9" * 44)  # not UTF-8 at all
+            await same(wrong, await c.post(path, json={}, headers=latin1), 401)
+
+            # Kling's Standard Webhooks headers
+            kpath = httpx.URL(kling_url).path
+            body = json.dumps({"task_id": "x", "task_status": "succeed"}).encode()
+            ts = str(int(time.time()))
+
+            def kling_headers(**over: bytes) -> list[tuple[bytes, bytes]]:
+                values = {b"webhook-id": b"d1", b"webhook-timestamp": ts.encode(), b"webhook-signature": b"v1,AAAA"}
+                values.update({k.encode(): v for k, v in over.items()})
+                return list(values.items())
+
+            wrong = await c.post(kpath, content=body, headers=kling_headers())
+            for over in (
+                {"webhook-signature": "v1,é".encode()},
+                {"webhook-signature": "v1,AAAA v1,日本".encode()},
+                {"webhook-timestamp": "²".encode()},  # a digit to str.isdigit(), not to int()
+                {"webhook-timestamp": "١٢٣".encode()},  # Arabic-Indic digits
+                {"webhook-id": "é".encode()},
+            ):
+                await same(wrong, await c.post(kpath, content=body, headers=kling_headers(**over)), 401)

@@ -102,8 +102,8 @@ async def test_kill_9_with_200_tasks_in_flight_then_restart(own_database, tmp_pa
             async def settled() -> bool:
                 return all(r.status in ("completed", "failed") for r in await all_rows(own_database))
 
-            # tasks cut off mid-submit are resubmitted after SUBMIT_GRACE_S (30 s): another replica might
-            # still have been submitting them
+            # tasks cut off mid-submit are taken over once their submitter's claim runs out (claim_lease_s):
+            # while it is renewed, another replica might still be submitting them
             await until(settled, timeout=120, every=0.5, what="every task to finish after the restart")
             rows = await all_rows(own_database)
             by_id = {r.id: r for r in rows}

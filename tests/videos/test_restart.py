@@ -31,7 +31,7 @@ async def test_tasks_in_flight_complete_after_a_restart(database_url, tmp_path) 
                 ids.append(r.json()["id"])
         # one task was claimed by a worker that then died (its claim is still on the row)
         async with first.state.gateway.sessionmaker() as s:
-            await repo.claim_due(s, limit=100, lease=3600, skip_locked=False)
+            await repo.claim_due(s, owner="dead-worker", limit=100, lease=3600, skip_locked=False)
             await s.commit()
     # the first server is gone with every task unfinished
     assert set((await _status_direct(database_url, storage, ids)).values()) <= {"queued", "in_progress"}
