@@ -10,7 +10,8 @@ import zlib
 import pytest
 from PIL import Image
 
-from app.media.render import ImageTooLarge, MediaError, _open_image, image_size
+from app.media.probe import ImageTooLarge, MediaError, image_size
+from app.providers.sandbox.render import _open_image
 from tests.support.media import big_png, solid_image
 
 

@@ -9,19 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
-from app.media import (
-    MediaError,
-    VideoInfo,
-    edit_video,
-    extend_video,
-    frame_png,
-    image_size,
-    make_spritesheet,
-    make_thumbnail,
-    probe_video,
-    render_video,
-    sniff_image,
-)
+from app.media.derive import make_spritesheet, make_thumbnail
+from app.media.probe import MediaError, VideoInfo, image_size, probe_video, sniff_image
+from app.providers.sandbox.render import edit_video, extend_video, frame_png, render_video
 
 W, H, SECONDS, FPS = 320, 240, 4, 24
 PROMPT = "A corgi surfing a giant wave at sunset, cinematic lighting, 35mm film grain"
