@@ -13,7 +13,7 @@ from PIL import Image
 
 from app.providers.base import GenerationRequest, ImageInput, TaskSnapshot, VendorTask, VideoStatus
 from app.providers.sandbox import SandboxProvider, drawing, fonts, render
-from tests.media.test_render import decode, mad
+from tests.support.media import decode, mad
 
 W, H, FPS = 320, 240, 8
 GREY = (128, 128, 128)
