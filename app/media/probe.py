@@ -45,13 +45,15 @@ class MediaError(ValueError):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What `probe_video` found: picture size, duration, codec and frame count of the first video stream."""
+    """What `probe_video` found: picture size, duration, codec and frame count of the first video stream,
+    and whether the file carries an audio stream at all (it is not decoded)."""
 
     width: int
     height: int
     seconds: float
     codec: str
     frames: int
+    has_audio: bool = False
 
 
 # --------------------------------------------------------------------------- images
@@ -235,7 +237,14 @@ def _info(container, stream) -> VideoInfo:
             seconds = float(frames / frame_rate(stream))
     if frames <= 0:
         raise MediaError("video stream has no frames")
-    return VideoInfo(width=cc.width, height=cc.height, seconds=round(seconds, 6), codec=cc.name, frames=int(frames))
+    return VideoInfo(
+        width=cc.width,
+        height=cc.height,
+        seconds=round(seconds, 6),
+        codec=cc.name,
+        frames=int(frames),
+        has_audio=bool(container.streams.audio),
+    )
 
 
 def probe_video(path: Path) -> VideoInfo:

@@ -8,6 +8,8 @@ import struct
 import zlib
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -41,6 +43,34 @@ def test_probe_rejects_garbage(tmp_path: Path) -> None:
         probe_video(truncated)
     with pytest.raises(MediaError):
         frame_png(bad)
+
+
+def _clip_with_audio(path: Path) -> None:
+    """One second of black H.264 video with an AAC tone beside it."""
+    with av.open(str(path), "w", format="mp4") as c:
+        v = c.add_stream("libx264", rate=8)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("aac", rate=48000)
+        for i in range(8):
+            f = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode())
+        tone = (np.sin(np.arange(48000) * 2 * np.pi * 440 / 48000) * 0.2).astype(np.float32)
+        for start in range(0, 48000, 1024):
+            chunk = tone[start : start + 1024]
+            frame = av.AudioFrame.from_ndarray(np.stack([chunk, chunk]), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = 48000, start
+            c.mux(a.encode(frame))
+        c.mux(a.encode())
+
+
+def test_probe_tells_whether_there_is_audio(tmp_path: Path) -> None:
+    _clip_with_audio(tmp_path / "sound.mp4")
+    info = probe_video(tmp_path / "sound.mp4")
+    assert (info.codec, info.width, info.frames, info.has_audio) == ("h264", 64, 8, True)
+    render_video(tmp_path / "silent.mp4", width=64, height=48, seconds=1, fps=8, prompt="x")
+    assert probe_video(tmp_path / "silent.mp4").has_audio is False
 
 
 # ----------------------------------------------------------------------------- images
