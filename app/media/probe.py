@@ -190,17 +190,6 @@ def decode_frames(container, stream) -> Iterator[av.VideoFrame]:
         raise MediaError(f"video decode failed: {e}") from e
 
 
-def _start_seconds(stream) -> float:
-    if stream.start_time is not None and stream.time_base:
-        return float(stream.start_time * stream.time_base)
-    return 0.0
-
-
-def _frame_seconds(frame: av.VideoFrame, start: float) -> float | None:
-    t = frame.time
-    return None if t is None else t - start
-
-
 def frame_rate(stream) -> Fraction:
     """The stream's frame rate as a fraction (24 when the container states none that is plausible)."""
     for r in (stream.average_rate, stream.guessed_rate, stream.base_rate):

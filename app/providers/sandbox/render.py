@@ -405,6 +405,9 @@ def extend_video(src: Path, out: Path, *, seconds: int, prompt: str, clean_rows:
     return probe_video(out)
 
 
+# --------------------------------------------------------------------------- frames
+
+
 def _last_frame(path: Path) -> Image.Image:
     with open_video(path) as (container, stream):
         last = None
