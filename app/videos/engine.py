@@ -25,7 +25,7 @@ from app.context import Gateway
 from app.db import now
 from app.errors import is_storage_full
 from app.jobs.lease import LeaseLost, worker_id
-from app.media import render
+from app.media import derive, probe
 from app.observability import bind
 from app.observability.logs import redact
 from app.providers import base as pb
@@ -63,8 +63,8 @@ async def _stream_to(path: Path, chunks: AsyncIterator[bytes], *, limit: int | N
 
 def _is_image(path: Path) -> bool:
     try:
-        render.image_size(path.read_bytes(), max_pixels=64_000_000)  # a vendor's thumbnail or spritesheet
-    except render.MediaError:
+        probe.image_size(path.read_bytes(), max_pixels=64_000_000)  # a vendor's thumbnail or spritesheet
+    except probe.MediaError:
         return False
     return True
 
@@ -297,12 +297,12 @@ class TaskEngine:
             try:
                 await self._pace(channel)
                 await _stream_to(work["video"], provider.download(task, snap))
-                info = await asyncio.to_thread(render.probe_video, work["video"])
+                info = await asyncio.to_thread(probe.probe_video, work["video"])
                 await self._derive(row, provider, task, work, channel)
                 sizes = {variant: path.stat().st_size for variant, path in work.items()}
                 for variant, path in work.items():
                     await storage.put_file(f"videos/{row.id}/{VARIANT_FILES[variant]}", path)
-            except (pb.ProviderError, OSError, StorageError, render.MediaError) as exc:
+            except (pb.ProviderError, OSError, StorageError, probe.MediaError) as exc:
                 # counted apart from poll errors (a poll that reports `completed` does not reset those), and
                 # a body that does not decode is retried too: it may be a flaky upstream's error page
                 # a full disk is retried the same way (space may be freed), and named if it lasts
@@ -386,7 +386,7 @@ class TaskEngine:
         channel: Channel | None = None,
     ) -> None:
         """Thumbnail and spritesheet: the vendor's own when it serves them, else made from the video."""
-        makers = {"thumbnail": render.make_thumbnail, "spritesheet": render.make_spritesheet}
+        makers = {"thumbnail": derive.make_thumbnail, "spritesheet": derive.make_spritesheet}
         fetch = getattr(provider, "download_variant", None)
         for variant, make in makers.items():
             if fetch is not None:

@@ -17,7 +17,7 @@ import httpx
 
 from app import netguard
 from app.errors import InvalidRequest, PayloadTooLarge
-from app.media import render
+from app.media import probe
 from app.videos.parsing import BodyError, ParsedBody, Upload, load_json
 
 MAX_PROMPT = 32_000
@@ -292,7 +292,7 @@ def check_image_bytes(data: bytes, *, param: str, limit: int, max_pixels: int | 
         raise PayloadTooLarge(
             f"The image is larger than the limit of {limit} bytes.", param=param, code="image_too_large"
         )
-    mime = render.sniff_image(data)
+    mime = probe.sniff_image(data)
     if mime not in ALLOWED_IMAGE_TYPES:
         raise InvalidRequest(
             "Invalid image: the reference image must be a JPEG, PNG or WebP file.",
@@ -300,15 +300,15 @@ def check_image_bytes(data: bytes, *, param: str, limit: int, max_pixels: int | 
             code="invalid_image_format",
         )
     try:
-        render.image_size(data, max_pixels=max_pixels)
-    except render.ImageTooLarge as exc:
+        probe.image_size(data, max_pixels=max_pixels)
+    except probe.ImageTooLarge as exc:
         size = f"{exc.size[0]}x{exc.size[1]} = {exc.size[0] * exc.size[1]} pixels" if exc.size else "too many pixels"
         raise InvalidRequest(
             f"The image is {size}; at most {exc.limit} pixels are allowed. Scale it down before sending it.",
             param=param,
             code="image_too_large",
         ) from None
-    except render.MediaError:
+    except probe.MediaError:
         raise InvalidRequest(
             "Invalid image: the file could not be decoded.", param=param, code="invalid_image"
         ) from None

@@ -21,7 +21,7 @@ from app import errors
 from app.context import Gateway
 from app.db import new_id, now
 from app.keys.models import ApiKey
-from app.media import render
+from app.media import probe
 from app.observability.logs import redact
 from app.providers import base as pb
 from app.providers.capabilities import CapabilityError, ModelCaps, parse_seconds, parse_size
@@ -305,8 +305,8 @@ async def _edit_like(
     tmp = gw.storage.scratch_path(".mp4")
     try:
         await upload.save_to(tmp, gw.settings.max_video_upload_bytes, param="video")
-        info = await asyncio.to_thread(render.probe_video, tmp)
-    except render.MediaError:
+        info = await asyncio.to_thread(probe.probe_video, tmp)
+    except probe.MediaError:
         raise errors.InvalidRequest(
             "The uploaded 'video' is not a decodable video file.", param="video", code="invalid_video"
         ) from None
@@ -505,8 +505,8 @@ async def create_character(
     try:
         await upload.save_to(tmp, gw.settings.max_video_upload_bytes, param="video")
         try:
-            await asyncio.to_thread(render.probe_video, tmp)
-        except render.MediaError:
+            await asyncio.to_thread(probe.probe_video, tmp)
+        except probe.MediaError:
             raise errors.InvalidRequest(
                 "The uploaded 'video' is not a decodable video file.", param="video", code="invalid_video"
             ) from None

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.media import render
 from app.providers.base import GenerationRequest, ImageInput, TaskSnapshot, VendorTask, VideoStatus
-from app.providers.sandbox import SandboxProvider
-from tests.media.test_render import decode, mad
+from app.providers.sandbox import SandboxProvider, drawing, fonts, render
+from tests.support.media import decode, mad
 
 W, H, FPS = 320, 240, 8
 GREY = (128, 128, 128)
@@ -28,7 +27,7 @@ def grey_png() -> bytes:
 
 def need_cjk_font() -> None:
     """CI installs one (.ci/run): there the CJK path is tested, never skipped."""
-    if render.cjk_font_path() is None:
+    if fonts.cjk_font_path() is None:
         if os.environ.get("CI") == "true":
             pytest.fail("no CJK font found in CI: .ci/run installs fonts-wqy-microhei")
         pytest.skip("no CJK font on this machine (apt-get install fonts-wqy-microhei)")
@@ -54,24 +53,24 @@ def test_chinese_prompts_render_as_glyphs_not_boxes(tmp_path: Path) -> None:
 
 def test_the_font_has_the_glyphs(tmp_path: Path) -> None:
     need_cjk_font()
-    font = render.text_font(24, "猫")
+    font = fonts.text_font(24, "猫")
     masks = {ch: bytes(font.getmask(ch)) for ch in "猫狗山水"}
     assert len(set(masks.values())) == 4  # four distinct shapes, not one box four times
 
 
 def test_latin_prompts_keep_the_default_font() -> None:
-    assert render.text_font(24, "a red fox").getname() == render.text_font(24, "").getname()
+    assert fonts.text_font(24, "a red fox").getname() == fonts.text_font(24, "").getname()
 
 
 def test_without_a_cjk_font_it_falls_back_and_says_what_to_install_once(monkeypatch, caplog) -> None:
-    monkeypatch.setattr(render, "cjk_font_path", lambda: None)
-    render._warn_no_cjk_font.cache_clear()
+    monkeypatch.setattr(fonts, "cjk_font_path", lambda: None)
+    fonts._warn_no_cjk_font.cache_clear()
     with caplog.at_level("WARNING", logger="vidgate.media"):
-        fonts = [render.text_font(24, "猫咪"), render.text_font(24, "小狗")]
-    assert all(f.getname() == render.text_font(24, "").getname() for f in fonts)
+        drawn = [fonts.text_font(24, "猫咪"), fonts.text_font(24, "小狗")]
+    assert all(f.getname() == fonts.text_font(24, "").getname() for f in drawn)
     warnings = [r.getMessage() for r in caplog.records if r.name == "vidgate.media"]
     assert len(warnings) == 1 and "fonts-wqy-microhei" in warnings[0]
-    render._warn_no_cjk_font.cache_clear()
+    fonts._warn_no_cjk_font.cache_clear()
 
 
 # -- derived clips ----------------------------------------------------------------------------------
@@ -134,7 +133,7 @@ async def test_remix_shows_only_the_new_overlay(tmp_path: Path) -> None:
     remix = tmp_path / "remix.mp4"
     await produce(sbx, derived("remix", src, path, NEW, 2), remix)
     got, src_frames = decode(remix)[1], decode(path)[1]
-    rows = render.clean_rows(W, H, OLD, "vidgate sandbox · create")  # the source's overlay-free rows
+    rows = drawing.clean_rows(W, H, OLD, "vidgate sandbox · create")  # the source's overlay-free rows
     assert rows[0] >= 20 and rows[1] <= H - 40  # a label/timecode strip above, a two-line caption below
     band = slice(rows[1], H)
     assert (src_frames[0][band].mean(axis=2) > 200).mean() > 0.01  # (white text there)
@@ -198,6 +197,6 @@ async def test_remix_through_http_starts_without_the_source_caption(client, auth
         assert r.status_code == 200
         (tmp_path / f"{name}.mp4").write_bytes(r.content)
         frames[name] = decode(tmp_path / f"{name}.mp4")[1][0]
-    top, bottom = render.clean_rows(W, H, OLD, "vidgate sandbox · create")
+    top, bottom = drawing.clean_rows(W, H, OLD, "vidgate sandbox · create")
     assert mad(frames["remix"][bottom:], frames["src"][bottom:]) > 10.0  # the old caption is gone
     assert mad(frames["remix"][:top], frames["src"][:top]) > 3.0  # and so are its label and timecode

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 
 def mp4_info(data: bytes | Path) -> tuple[str, int, int, float, int]:
@@ -61,3 +61,44 @@ def big_png(width: int, height: int, *, color_type: int = 6) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", stream) + chunk(b"IEND", b"")
+
+
+def decode(path: Path) -> tuple[dict, list[np.ndarray]]:
+    """Container/stream facts plus every frame as an RGB array (test clips are tiny)."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        facts = {
+            "codec": s.codec_context.name,
+            "pix_fmt": s.codec_context.pix_fmt,
+            "width": s.codec_context.width,
+            "height": s.codec_context.height,
+            "duration": c.duration / av.time_base,
+            "stream_duration": float(s.duration * s.time_base),
+            "rate": s.average_rate,
+        }
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(s)]
+    return facts, frames
+
+
+def mad(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two frames (0..255)."""
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def reference_image(size: tuple[int, int]) -> Image.Image:
+    """A structured test card (gradient + shapes) so scaling/cropping mistakes show up."""
+    w, h = size
+    x = np.linspace(0, 255, w, dtype=np.float32)[None, :]
+    y = np.linspace(0, 255, h, dtype=np.float32)[:, None]
+    arr = np.stack([np.broadcast_to(x, (h, w)), np.broadcast_to(y, (h, w)), np.full((h, w), 96.0)], axis=-1)
+    img = Image.fromarray(arr.astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((w * 0.3, h * 0.3, w * 0.7, h * 0.7), fill=(250, 240, 20))
+    draw.rectangle((w * 0.05, h * 0.05, w * 0.2, h * 0.2), fill=(10, 10, 200))
+    return img
+
+
+def encode_image(img: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+    return buf.getvalue()

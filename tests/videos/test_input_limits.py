@@ -293,7 +293,7 @@ def test_the_sandbox_scales_a_big_reference_image_down_while_decoding(tmp_path) 
         f"""
         import os, sys
         sys.path.insert(0, os.getcwd())
-        from app.media import render
+        from app.providers.sandbox import render
         from tests.support.resources import RssSampler
         data = open({str(src)!r}, "rb").read()
         render.render_video({str(tmp_path / "warm.mp4")!r}, width=64, height=64, seconds=1, prompt="w", fps=2,

@@ -11,7 +11,7 @@ Client knobs in `metadata`: `sandbox_latency_ms` (generation time), `sandbox_fai
 Every clip carries a caption, a label and a timecode burned into its frames. A remix, edit or extension
 of a sandbox clip must show its own overlay only, so each task's `meta` records `clean_rows`, the rows
 of its frames no overlay touches; a derived task copies its source's as `source_clean_rows` and renders
-from that part of the source's frames only (see `render.clean_rows`).
+from that part of the source's frames only (see `drawing.clean_rows`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from app.media import render
 from app.providers.base import (
     GenerationRequest,
     Rejected,
@@ -33,6 +32,7 @@ from app.providers.base import (
     VideoStatus,
 )
 from app.providers.capabilities import ModelCaps
+from app.providers.sandbox import drawing, render
 
 NAME = "sandbox"
 IMAGE_TRANSPORT = "bytes"  # the service hands it image bytes (it fetches image_url itself)
@@ -84,7 +84,7 @@ def _rows(value: Any) -> tuple[int, int] | None:
 
 def _own_clean_rows(meta: dict[str, Any]) -> list[int]:
     """The overlay-free rows of the clip `meta` describes, as this renderer lays its overlay out."""
-    top, bottom = render.clean_rows(
+    top, bottom = drawing.clean_rows(
         int(meta["width"]), int(meta["height"]), _drawn_prompt(meta), _label(str(meta.get("operation")))
     )
     return [top, bottom]

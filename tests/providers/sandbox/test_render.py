@@ -1,3 +1,6 @@
+"""The sandbox's renderer: exact H.264 clips of the prompt, edits and extensions of any source, and the
+reference image decoded no larger than it takes to cover the frame."""
+
 from __future__ import annotations
 
 import io
@@ -7,67 +10,14 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageOps
 
-from app.media import (
-    MediaError,
-    VideoInfo,
-    edit_video,
-    extend_video,
-    frame_png,
-    image_size,
-    make_spritesheet,
-    make_thumbnail,
-    probe_video,
-    render_video,
-    sniff_image,
-)
+from app.media.probe import MediaError, VideoInfo, probe_video
+from app.providers.sandbox.render import _open_image, edit_video, extend_video, frame_png, render_video
+from tests.support.media import decode, encode_image, mad, reference_image, solid_image
 
 W, H, SECONDS, FPS = 320, 240, 4, 24
 PROMPT = "A corgi surfing a giant wave at sunset, cinematic lighting, 35mm film grain"
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def decode(path: Path) -> tuple[dict, list[np.ndarray]]:
-    """Container/stream facts plus every frame as an RGB array (test clips are tiny)."""
-    with av.open(str(path)) as c:
-        s = c.streams.video[0]
-        facts = {
-            "codec": s.codec_context.name,
-            "pix_fmt": s.codec_context.pix_fmt,
-            "width": s.codec_context.width,
-            "height": s.codec_context.height,
-            "duration": c.duration / av.time_base,
-            "stream_duration": float(s.duration * s.time_base),
-            "rate": s.average_rate,
-        }
-        frames = [f.to_ndarray(format="rgb24") for f in c.decode(s)]
-    return facts, frames
-
-
-def mad(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
-
-
-def reference_image(size: tuple[int, int]) -> Image.Image:
-    """A structured test card (gradient + shapes) so scaling/cropping mistakes show up."""
-    w, h = size
-    x = np.linspace(0, 255, w, dtype=np.float32)[None, :]
-    y = np.linspace(0, 255, h, dtype=np.float32)[:, None]
-    arr = np.stack([np.broadcast_to(x, (h, w)), np.broadcast_to(y, (h, w)), np.full((h, w), 96.0)], axis=-1)
-    img = Image.fromarray(arr.astype(np.uint8))
-    draw = ImageDraw.Draw(img)
-    draw.ellipse((w * 0.3, h * 0.3, w * 0.7, h * 0.7), fill=(250, 240, 20))
-    draw.rectangle((w * 0.05, h * 0.05, w * 0.2, h * 0.2), fill=(10, 10, 200))
-    return img
-
-
-def encode_image(img: Image.Image, fmt: str) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -264,29 +214,7 @@ def test_edit_and_extend_foreign_source(tmp_path: Path) -> None:
     assert abs(extended.seconds - (src_info.seconds + 1)) <= 1 / 29.97
 
 
-# ----------------------------------------------------------------------------- probe / frames
-
-
-def test_probe_rejects_garbage(tmp_path: Path) -> None:
-    bad = tmp_path / "garbage.mp4"
-    bad.write_bytes(b"\x00\x01garbage" * 1000)
-    with pytest.raises(MediaError):
-        probe_video(bad)
-    empty = tmp_path / "empty.mp4"
-    empty.write_bytes(b"")
-    with pytest.raises(MediaError):
-        probe_video(empty)
-    still = tmp_path / "still.png"
-    still.write_bytes(encode_image(reference_image((64, 48)), "PNG"))
-    with pytest.raises(MediaError):
-        probe_video(still)
-    truncated = tmp_path / "trunc.mp4"
-    render_video(tmp_path / "ok.mp4", width=W, height=H, seconds=1, fps=8, prompt="x")
-    truncated.write_bytes((tmp_path / "ok.mp4").read_bytes()[:300])
-    with pytest.raises(MediaError):
-        probe_video(truncated)
-    with pytest.raises(MediaError):
-        frame_png(bad)
+# ----------------------------------------------------------------------------- frames
 
 
 def test_frame_png_first_and_last(base: Path) -> None:
@@ -299,60 +227,21 @@ def test_frame_png_first_and_last(base: Path) -> None:
     assert mad(np.asarray(last.convert("RGB")), frames[-1]) < 0.5
 
 
-def test_thumbnail_is_webp(base: Path, tmp_path: Path) -> None:
-    out = tmp_path / "thumb.webp"
-    make_thumbnail(base, out, max_side=200)
-    img = Image.open(out)
-    assert img.format == "WEBP"
-    assert img.size == (200, 150)
-    big = tmp_path / "big.webp"
-    make_thumbnail(base, big)  # never upscales
-    assert Image.open(big).size == (W, H)
-    _, frames = decode(base)
-    third = frames[len(frames) // 3]
-    assert mad(np.asarray(Image.open(big).convert("RGB")), third) < 6.0
+# ----------------------------------------------------------------------------- reference images
 
 
-def test_spritesheet_grid(base: Path, tmp_path: Path) -> None:
-    out = tmp_path / "sheet.jpg"
-    make_spritesheet(base, out, tiles=10, columns=5, tile_width=128)
-    img = Image.open(out)
-    assert img.format == "JPEG"
-    assert img.size == (5 * 128, 2 * 96)
-    arr = np.asarray(img)
-    tiles = [arr[r * 96 : (r + 1) * 96, c * 128 : (c + 1) * 128] for r in range(2) for c in range(5)]
-    assert all(mad(a, b) > 0.5 for a, b in zip(tiles, tiles[1:], strict=False))  # evenly spaced, distinct
-    make_spritesheet(base, tmp_path / "s3.jpg", tiles=3, columns=5, tile_width=64)
-    assert Image.open(tmp_path / "s3.jpg").size == (3 * 64, 48)
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_decoding_to_cover_a_size_scales_down(fmt: str) -> None:
+    data = solid_image((10, 200, 30), size=(2000, 1000), fmt=fmt)
+    img = _open_image(data, cover=(100, 100))
+    assert 100 <= img.height <= 250 and img.width >= 200, img.size
+    assert img.getpixel((img.width // 2, img.height // 2))[1] > 150
 
 
-# ----------------------------------------------------------------------------- images
-
-
-@pytest.mark.parametrize(("fmt", "mime"), [("JPEG", "image/jpeg"), ("PNG", "image/png"), ("WEBP", "image/webp")])
-def test_sniff_and_size(fmt: str, mime: str) -> None:
-    data = encode_image(reference_image((40, 30)), fmt)
-    assert sniff_image(data) == mime
-    assert image_size(data) == (40, 30)
-
-
-@pytest.mark.parametrize("data", [b"", b"GIF89a....", b"RIFF\x00\x00\x00\x00WAVEfmt ", b"hello world" * 10])
-def test_sniff_garbage(data: bytes) -> None:
-    assert sniff_image(data) is None
-
-
-def test_image_size_rejects_garbage() -> None:
-    with pytest.raises(MediaError):
-        image_size(b"\xff\xd8\xff garbage that is not a jpeg")
-    png = encode_image(reference_image((40, 30)), "PNG")
-    with pytest.raises(MediaError):
-        image_size(png[: len(png) // 2])
-
-
-def test_image_size_applies_exif_orientation() -> None:
-    img = reference_image((40, 30))
+def test_decoding_to_cover_keeps_the_orientation() -> None:
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90°: displayed as 30x40
+    exif[0x0112] = 6
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", exif=exif)
-    assert image_size(buf.getvalue()) == (30, 40)
+    Image.new("RGB", (2000, 1000), (1, 2, 3)).save(buf, format="JPEG", exif=exif)
+    img = _open_image(buf.getvalue(), cover=(50, 100))
+    assert img.height > img.width and img.width >= 50 and img.height >= 100, img.size
