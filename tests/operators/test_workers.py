@@ -59,7 +59,9 @@ async def test_two_workers_share_200_tasks_without_double_processing(database_ur
             ids = [(await c.post("/v1/videos", headers=auth, json=body)).json()["id"] for _ in range(N)]
 
         stop = asyncio.Event()
-        worker_settings = make_settings(database_url, storage, poll_concurrency=8, sandbox_fps=4)
+        # a lease far longer than any step: this test is about two workers never claiming one task, not
+        # about leases running out (tests/reliability/test_leases.py) when a loaded SQLite delays renewals
+        worker_settings = make_settings(database_url, storage, poll_concurrency=8, sandbox_fps=4, claim_lease_s=30)
         workers = [asyncio.create_task(run_worker(worker_settings, stop=stop, grace_s=5)) for _ in range(2)]
         try:
             for _ in range(1200):
