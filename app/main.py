@@ -20,6 +20,7 @@ from app.keys import service as keys
 from app.keys.router import router as models_router
 from app.middleware import ApiCORSMiddleware, BodyLimitMiddleware, RequestIdMiddleware
 from app.observability import configure_logging, install_observability
+from app.observability.health import router as health_router
 from app.videos.files import router as files_router
 from app.videos.router import router as videos_router
 from app.webhooks.router import router as webhooks_router
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
     app.include_router(webhooks_router)
     app.include_router(callbacks_router)
     app.include_router(admin_router)
+    app.include_router(health_router)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
