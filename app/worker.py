@@ -13,11 +13,23 @@ import signal
 
 from app.channels import service as channels
 from app.config import Settings
-from app.main import build_gateway
+from app.gateway import Gateway, aclose, open_gateway
 from app.videos.engine import TaskEngine
 from app.webhooks.dispatcher import WebhookDispatcher
 
 log = logging.getLogger("vidgate.worker")
+
+
+async def start_work(gw: Gateway, *, engine: bool = True) -> None:
+    """What `serve` and `worker` do with a fresh gateway: record the configured channels, then (unless
+    `engine` is False: an API-only replica) start the task engine and the webhook dispatcher."""
+    await channels.sync(gw)
+    if not engine:
+        return
+    gw.engine = TaskEngine(gw)
+    await gw.engine.start()
+    gw.webhooks = WebhookDispatcher(gw)
+    await gw.webhooks.start()
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None, grace_s: float = 30.0) -> None:
@@ -28,23 +40,11 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None, g
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread (tests), or no signals here
             pass
-    gw = await build_gateway(settings)
+    gw = await open_gateway(settings)
     try:
-        await channels.sync(gw)
-        gw.engine = TaskEngine(gw)
-        gw.webhooks = WebhookDispatcher(gw)
-        await gw.engine.start()
-        await gw.webhooks.start()
+        await start_work(gw)
         log.info("worker running (%d channels)", len(gw.registry.channels))
         await stop.wait()
         log.info("worker stopping: finishing work in flight for up to %.0f s", grace_s)
-        await gw.engine.stop(timeout=grace_s)
-        await gw.webhooks.stop()
     finally:
-        await gw.limiter.close()
-        closer = getattr(gw.storage, "aclose", None)
-        if closer is not None:
-            await closer()
-        await gw.http.aclose()
-        await gw.public_http.aclose()
-        await gw.db.dispose()
+        await aclose(gw, grace_s=grace_s)

@@ -21,9 +21,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.cli import alembic_config
 from app.config import Settings
 from app.main import create_app
+from app.migrations import alembic_config
 from app.server import uvicorn_options
 from tests.support.database import empty_tables
 

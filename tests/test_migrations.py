@@ -6,8 +6,8 @@ from __future__ import annotations
 from alembic import command
 from alembic.script import ScriptDirectory
 
-from app.cli import alembic_config
 from app.config import Settings
+from app.migrations import alembic_config
 
 
 def test_models_match_the_migrated_schema(database_url) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from app import errors
+from app.callbacks.urls import SUPPORTED
 from app.callbacks.verify import TOLERANCE_S, callback_token, kling_valid, same, vidu_valid
 from app.channels import service as channels
 from app.context import Gateway
@@ -30,19 +31,11 @@ from app.videos import repository as repo
 router = APIRouter(prefix="/callbacks", tags=["callbacks"], include_in_schema=False)
 log = logging.getLogger("vidgate.callbacks")
 
-SUPPORTED = ("kling", "vidu")
 # a vendor calls back a few times per task (each state change, a few retries of the last); replays and
 # forgeries beyond this are refused before the database is read
 PER_TASK_PER_MINUTE = 30
 # what makes one callback differ from another: the signature material (Vidu: §9, Kling: §8.1)
 _IDENTITY = ("date", "x-request-nonce", "x-hmac-signature", "webhook-id", "webhook-timestamp", "webhook-signature")
-
-
-def callback_url(gw: Gateway, vendor: str, video_id: str) -> str | None:
-    base = gw.base_url()
-    if base is None or vendor not in SUPPORTED:
-        return None
-    return f"{base}/callbacks/{vendor}/{video_id}/{callback_token(gw.signer.secret, video_id)}"
 
 
 def _fingerprint(vendor: str, video_id: str, headers: dict[str, str], body: bytes) -> str:

@@ -14,15 +14,13 @@ __all__ = ["Metrics", "bind", "configure_logging", "install_observability", "log
 
 
 def install_observability(app: FastAPI, settings: Settings) -> Metrics:
-    """Add the access-log and metrics middleware, the probe and /metrics routes; return the Metrics.
+    """Add the access-log and metrics middleware; return the Metrics. (The probe and /metrics routes are
+    app.observability.health's router, which app/main.py includes.)
 
     Call it before the app starts. The middleware goes just inside RequestIdMiddleware when that is
     already installed (so requests rejected by later middleware, like the body limit, are counted),
     else outermost.
     """
-    # imported here: health needs app.context, which may import this package's metrics module
-    from app.observability.health import router as health_router
-
     metrics = Metrics(enabled=settings.metrics_enabled)
     app.state.metrics = metrics
     ours = [Middleware(RequestLogMiddleware)]
@@ -30,5 +28,4 @@ def install_observability(app: FastAPI, settings: Settings) -> Metrics:
         ours.append(Middleware(MetricsMiddleware, metrics=metrics))
     at = next((i + 1 for i, m in enumerate(app.user_middleware) if m.cls is RequestIdMiddleware), 0)
     app.user_middleware[at:at] = ours
-    app.include_router(health_router)
     return metrics

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from app import errors
-from app.callbacks.router import callback_url
+from app.callbacks.urls import callback_url
 from app.channels import service as channels
 from app.context import Gateway
 from app.db import now

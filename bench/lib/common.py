@@ -252,8 +252,8 @@ def resolved(url: str) -> str:
 def migrate(url: str) -> None:
     from alembic import command
 
-    from app.cli import alembic_config
     from app.config import Settings
+    from app.migrations import alembic_config
 
     if url.startswith("sqlite"):
         Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)

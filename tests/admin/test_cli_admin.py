@@ -16,7 +16,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from app.cli import cli, parse_time
+from app.cli import cli
+from app.cli.options import parse_time
 from app.main import create_app
 from tests.conftest import make_settings
 from tests.keys.test_cli import vidgate as vidgate_sync

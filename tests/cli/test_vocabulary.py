@@ -14,7 +14,8 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from app.admin.schemas import KeyCreate, KeyUpdate
-from app.cli import DEPRECATED_OPTIONS, cli
+from app.cli import cli
+from app.cli.options import DEPRECATED_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -97,15 +97,16 @@ def test_vidgate_serve_runs_uvicorn_with_these_options(monkeypatch, database_url
     import uvicorn
     from typer.testing import CliRunner
 
-    from app import cli
+    from app.cli import cli, database
+    from app.config import Settings
     from app.server import uvicorn_options
 
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
-    monkeypatch.setattr(cli, "_migrate", lambda settings: None)
+    monkeypatch.setattr(database, "upgrade", lambda settings: None)
     monkeypatch.setenv("VIDGATE_DATABASE_URL", database_url)
     monkeypatch.setenv("VIDGATE_STORAGE_DIR", str(tmp_path / "cli"))
-    result = CliRunner().invoke(cli.cli, ["serve", "--port", "8123"])
+    result = CliRunner().invoke(cli, ["serve", "--port", "8123"])
     assert result.exit_code == 0, result.output
-    assert calls == [uvicorn_options(cli.Settings(), host="127.0.0.1", port=8123)]
+    assert calls == [uvicorn_options(Settings(), host="127.0.0.1", port=8123)]
     assert calls[0]["proxy_headers"] is False

@@ -15,8 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.cli import alembic_config
 from app.config import Settings
+from app.migrations import alembic_config
 from tests.conftest import PG_URL, _normalise
 
 

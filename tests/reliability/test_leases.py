@@ -18,7 +18,8 @@ from sqlalchemy import update
 
 from app.channels import service as channels
 from app.db import now
-from app.main import build_gateway, create_app
+from app.gateway import aclose, open_gateway
+from app.main import create_app
 from app.providers.sandbox import SandboxProvider
 from app.videos import engine as engine_module
 from app.videos.engine import TaskEngine
@@ -120,7 +121,7 @@ class Engines:
 
     async def __aenter__(self) -> list[TaskEngine]:
         for _ in range(self.n):
-            gw = await build_gateway(self.settings)
+            gw = await open_gateway(self.settings)
             await channels.sync(gw)
             gw.engine = TaskEngine(gw)
             await gw.engine.start()
@@ -129,9 +130,7 @@ class Engines:
 
     async def __aexit__(self, *exc: Any) -> None:
         for gw in self.gateways:
-            await gw.engine.stop(timeout=5)
-            await gw.http.aclose()
-            await gw.db.dispose()
+            await aclose(gw, grace_s=5)
 
 
 def _counting_finalisations(monkeypatch: pytest.MonkeyPatch, tag: str) -> Counter[tuple[str, str]]:
