@@ -74,8 +74,12 @@ class JobLoop(Generic[J]):
         tick_s: float,
         lease_s: float,
         release_on_start: bool = False,
+        log: logging.Logger = log,
+        item: str = "job",
+        items: str = "jobs",
     ) -> None:
         self.queue = queue
+        self.log, self.item, self.items = log, item, items  # the user's logger and words, in its messages
         self.name = name
         self.concurrency = concurrency
         self.tick_s = tick_s
@@ -93,7 +97,7 @@ class JobLoop(Generic[J]):
         if self.release_on_start:
             released = await self.queue.release_all()
             if released:
-                log.info("%s: resumed %d jobs claimed before a restart", self.name, released)
+                self.log.info("resumed %d %s claimed before a restart", released, self.items)
         self._loop_task = asyncio.create_task(self._run(), name=f"vidgate-{self.name}")
 
     async def stop(self, grace_s: float = 10.0) -> None:
@@ -111,7 +115,7 @@ class JobLoop(Generic[J]):
                 await asyncio.wait(pending, timeout=5)
         if self._claimed:
             released = await self.queue.release(set(self._claimed), owner=self.owner)
-            log.info("%s: handed back %d claimed jobs on shutdown", self.name, released)
+            self.log.info("released %d claimed %s on shutdown", released, self.items)
             self._claimed.clear()
 
     def wake(self) -> None:
@@ -131,7 +135,7 @@ class JobLoop(Generic[J]):
                 failures = 0
             except Exception:
                 failures += 1
-                log.exception("%s: tick failed (%d in a row)", self.name, failures)
+                self.log.exception("%s tick failed (%d in a row)", self.name, failures)
                 delay = backoff(failures, base=self.tick_s, cap=max(self.tick_s, MAX_IDLE_BACKOFF_S))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
@@ -169,12 +173,12 @@ class JobLoop(Generic[J]):
                 try:
                     await self.queue.handle(job)
                 except Exception as exc:
-                    log.exception("%s: job %s: unexpected error", self.name, key)
+                    self.log.exception("%s %s: unexpected error", self.item, key)
                     await self.queue.retry(job, exc)
         except LeaseLost:
-            log.warning("%s: job %s was taken over by another worker; stopped working on it", self.name, key)
+            self.log.warning("%s %s: another worker took it over; stopped working on it", self.item, key)
         except Exception:  # the retry could not be written either: the lease runs out and the job comes back
-            log.exception("%s: job %s: could not release it after an error", self.name, key)
+            self.log.exception("%s %s: could not release it after an error", self.item, key)
         # a job cancelled by stop() skips this line and stays listed, so stop() hands its claim back
         self._claimed.discard(key)
 

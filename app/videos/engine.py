@@ -1,11 +1,12 @@
-"""The task engine: the `videos` table is the queue.
+"""The task engine: the `videos` table is the queue, worked by an `app.jobs.loop.JobLoop`.
 
 Each tick claims due unfinished rows that nobody holds (`next_poll_at <= now`; FOR UPDATE SKIP LOCKED on
 PostgreSQL), writing this engine's id and a lease on them, then works on them concurrently within a bound.
 While a task is worked on (a poll, a long download and the derived variants, a submit with failover) a
 heartbeat renews its lease; an engine whose lease was taken over stops that work and writes nothing more.
 Every step commits on its own, as a compare-and-set on the status and on the claim's owner, so a task is
-never finalised twice. A restarted process simply finds the rows again.
+never finalised twice. A restarted process simply finds the rows again. This module is the handler: the
+state machine of one task (submit with retries, poll, complete or fail).
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ class TaskEngine:
             lease_s=self.settings.claim_lease_s,
             # SQLite means one process: claims left by a killed predecessor can be taken back at once
             release_on_start=not gw.is_postgres,
+            log=log,
+            item="task",
+            items="tasks",
         )
         self.owner = self.loop.owner
         self.janitor = Periodic(self.purge_expired, name="janitor", interval_s=self.settings.janitor_interval_s)
@@ -93,8 +97,7 @@ class TaskEngine:
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Graceful: stop claiming, let work in flight finish for `timeout`, then hand back what is left."""
-        await self.janitor.stop(timeout)
-        await self.loop.stop(timeout)
+        await asyncio.gather(self.janitor.stop(timeout), self.loop.stop(timeout))
 
     def wake(self) -> None:
         self.loop.wake()
@@ -151,7 +154,6 @@ class TaskEngine:
         await self._reschedule(row, delay=self._backoff(row.poll_errors + 1), errors=row.poll_errors + 1)
 
     # -- one task
-
     async def process(self, row: Video) -> None:
         if now() - (row.created_ns / 1e9) > self.settings.task_timeout_s:
             await self._fail(row, "timeout", "The task did not finish in time.")

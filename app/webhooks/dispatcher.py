@@ -135,6 +135,9 @@ class WebhookDispatcher:
             lease_s=self._lease(),
             # SQLite means one process: claims left by a killed predecessor can be taken back at once
             release_on_start=not gw.is_postgres,
+            log=log,
+            item="webhook delivery",
+            items="webhook deliveries",
         )
         self.owner = self.loop.owner
 
