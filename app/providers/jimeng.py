@@ -31,7 +31,6 @@ from app.providers.base import (
     Rejected,
     TaskSnapshot,
     Unavailable,
-    Unsupported,
     VendorTask,
     VideoStatus,
 )
@@ -458,6 +457,3 @@ class JimengProvider:
                     yield chunk
         except httpx.TransportError as exc:
             raise Unavailable(PROVIDER, f"Video download failed: {exc!r}") from exc
-
-    async def cancel(self, task: VendorTask) -> None:
-        raise Unsupported(PROVIDER, "Jimeng (Volcengine cv) has no cancel action.")

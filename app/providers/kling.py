@@ -571,9 +571,6 @@ class KlingProvider:
         except httpx.TransportError as exc:
             raise Unavailable(PROVIDER, f"video download failed: {exc!r}", vendor_code="transport") from None
 
-    async def cancel(self, task: VendorTask) -> None:
-        raise Unsupported(PROVIDER, "Kling has no cancel endpoint", vendor_code="unsupported")
-
     # ----------------------------------------------------------------------------------------
 
     async def _source_video_id(self, req: GenerationRequest) -> str:

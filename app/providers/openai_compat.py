@@ -34,7 +34,6 @@ from app.providers.base import (
     Rejected,
     TaskSnapshot,
     Unavailable,
-    Unsupported,
     VendorTask,
     VideoStatus,
 )
@@ -464,6 +463,3 @@ class OpenAICompatProvider:
                     yield chunk
         except httpx.HTTPError as exc:
             raise Unavailable(PROVIDER, f"Download interrupted: {type(exc).__name__}: {exc}") from exc
-
-    async def cancel(self, task: VendorTask) -> None:
-        raise Unsupported(PROVIDER, "The OpenAI Videos API has no cancel endpoint.", vendor_code="unsupported")

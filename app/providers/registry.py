@@ -112,10 +112,6 @@ class Route:
     channels: tuple[Channel, ...]
 
     @property
-    def provider(self) -> VideoProvider:
-        return self.channels[0].provider
-
-    @property
     def image_transport(self) -> str:
         # bytes when any candidate needs bytes; URL-only only when every candidate is URL-only
         kinds = {c.image_transport for c in self.channels}
@@ -169,13 +165,6 @@ class ProviderRegistry:
             if ch.fingerprint == fp:
                 return ch
         return self.retired.get(fp)
-
-    def get(self, provider_name: str) -> VideoProvider | None:
-        """The first live channel of a vendor (rows from before channels existed)."""
-        for ch in self.channels.values():
-            if ch.vendor == provider_name:
-                return ch.provider
-        return None
 
     @property
     def providers(self) -> dict[str, VideoProvider]:
