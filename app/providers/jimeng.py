@@ -44,7 +44,6 @@ DEFAULT_BASE_URL = "https://visual.volcengineapi.com"
 VERSION = "2022-08-31"
 SUBMIT_ACTION = "CVSync2AsyncSubmitTask"
 RESULT_ACTION = "CVSync2AsyncGetResult"
-IMAGE_TRANSPORT = "either"  # §2.2: `binary_data_base64` or `image_urls`
 SUCCESS = 10000
 MAX_IMAGE_BYTES = 4 * 1024 * 1024 + 700 * 1024  # "4.7 MB" as new-api enforces it (§2.6)
 RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9")

@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 PROVIDER: Final = "kling"
 DEFAULT_BASE_URL: Final = "https://api-singapore.klingai.com"
-IMAGE_TRANSPORT: Final = "either"  # http(s) URL or raw base64, never a data: URL
 
 T2V: Final = "text2video"
 I2V: Final = "image2video"

@@ -42,7 +42,6 @@ log = logging.getLogger("vidgate.providers.openai_compat")
 
 PROVIDER = "openai_compat"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-IMAGE_TRANSPORT = "either"  # bytes go up as the `input_reference` file part, URLs as input_reference[image_url]
 VARIANTS = ("video", "thumbnail", "spritesheet")
 
 _SIZES: tuple[tuple[int, int], ...] = ((720, 1280), (1280, 720), (1024, 1792), (1792, 1024))

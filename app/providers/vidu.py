@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 
 PROVIDER = "vidu"
 DEFAULT_BASE_URL = "https://api.vidu.com"
-# Vidu takes a public URL or a `data:image/...;base64,` URI in `images[]`.
-IMAGE_TRANSPORT = "either"
 
 Endpoint = Literal["text2video", "img2video", "start-end2video", "reference2video"]
 

@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 
 PROVIDER = "wanxiang"
 DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com"
-# DashScope takes a public URL or a `data:{mime};base64,…` URI for every image field (§4.1).
-IMAGE_TRANSPORT = "either"
 POLL_INTERVAL = 15.0  # the vendor's recommended query interval (§7)
 
 CREATE_PATHS = {

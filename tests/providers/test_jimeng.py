@@ -31,7 +31,6 @@ from app.providers.base import (
 )
 from app.providers.jimeng import (
     DEFAULT_BASE_URL,
-    IMAGE_TRANSPORT,
     MAX_IMAGE_BYTES,
     MODELS,
     STATUS,
@@ -41,6 +40,7 @@ from app.providers.jimeng import (
     req_key_for,
     snapshot,
 )
+from app.providers.vendors import VENDORS
 from app.providers.volc_sign import VolcV4Auth
 from tests.fakes.jimeng import (
     ACCESS_KEY,
@@ -120,7 +120,7 @@ class TestCapabilities:
             assert caps.default_size in caps.sizes
             assert caps.default_seconds in caps.seconds
             assert (caps.remix, caps.edit, caps.extend) == (False, False, False)
-        assert IMAGE_TRANSPORT == "either"
+        assert VENDORS["jimeng"].image_transport == "either"
 
     @pytest.mark.parametrize(
         ("model", "image", "last_frame", "seconds"),
