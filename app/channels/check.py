@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from app.channels.config import _ENV_REF, ChannelConfig, GatewayConfig
-from app.providers.vendors import VENDORS
+from app.providers.vendors import BUILTIN, VENDORS
 
 
 def _where(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -141,7 +141,7 @@ def check_config(path: Path, env: Mapping[str, str] | None = None, *, sandbox_de
     served = _served_models(channels)
     sandbox = filled.get("sandbox")
     if served is not None and (sandbox if isinstance(sandbox, bool) else sandbox_default):
-        served |= set(vendor_models("sandbox") or [])
+        served |= set(vendor_models(BUILTIN) or [])
     aliases = filled.get("aliases") or {}
     if served is not None and isinstance(aliases, dict):
         for alias, target in aliases.items():

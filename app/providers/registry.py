@@ -21,7 +21,7 @@ from app.channels.config import ChannelConfig, GatewayConfig, effective_config
 from app.config import Settings
 from app.providers.base import VideoProvider
 from app.providers.capabilities import ModelCaps
-from app.providers.vendors import VENDORS, Construct, ImageTransport
+from app.providers.vendors import BUILTIN, VENDORS, Construct, ImageTransport
 
 log = logging.getLogger("vidgate.providers")
 
@@ -188,15 +188,15 @@ def build_registry(
         registry.add(build_channel(cfg, settings, client))
         log.info("channel %s (%s) enabled", cfg.name, cfg.vendor)
     sandbox_on = config.sandbox if config.sandbox is not None else settings.sandbox_enabled
-    if sandbox_on and "sandbox" not in registry.channels:
-        registry.add(build_channel(ChannelConfig(name="sandbox", vendor="sandbox"), settings, client))
+    if sandbox_on and BUILTIN not in registry.channels:
+        registry.add(build_channel(ChannelConfig(name=BUILTIN, vendor=BUILTIN), settings, client))
     for alias, target in config.aliases.items():
         if target not in registry.models:
             raise ValueError(f"alias {alias!r} points at {target!r}, which no channel serves")
         registry.aliases[alias] = target
-    if "sandbox" in registry.models:
+    if BUILTIN in registry.models:  # the sandbox's one model has its name
         # SDK defaults (`sora-2`) work out of the box, unless a real upstream or an alias serves them
         for alias in settings.sandbox_alias_list:
             if alias not in registry.aliases:
-                registry.alias(alias, "sandbox")
+                registry.alias(alias, BUILTIN)
     return registry

@@ -150,6 +150,9 @@ def _sandbox(c: Construct) -> VideoProvider:
     return cls(work_dir=c.storage_dir / "sandbox", **c.options)  # type: ignore[no-any-return]
 
 
+# the built-in vendor: a channel of its own (named after it) unless `sandbox: false` / VIDGATE_SANDBOX_ENABLED=false
+BUILTIN = "sandbox"
+
 _API_KEY = (Credential("api_key"),)
 _AK_SK = (Credential("access_key"), Credential("secret_key"))
 
@@ -157,7 +160,7 @@ VENDORS: dict[str, VendorSpec] = {
     spec.name: spec
     for spec in (
         VendorSpec(
-            name="sandbox",
+            name=BUILTIN,
             title="built-in sandbox",
             provider="app.providers.sandbox:SandboxProvider",
             catalog="app.providers.sandbox:MODELS",
