@@ -232,10 +232,6 @@ VENDORS: dict[str, VendorSpec] = {
 }
 
 
-def spec(name: str) -> VendorSpec:
-    return VENDORS[name]
-
-
 def settings_fields() -> dict[str, tuple[Any, Any]]:
     """Every vendor's Settings fields, for `app.config`."""
     out: dict[str, tuple[Any, Any]] = {}
