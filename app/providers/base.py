@@ -1,8 +1,9 @@
-"""The provider seam: one small Protocol, provider-neutral value types and the ProviderError tree.
+"""The provider seam: one small Protocol (plus optional ones), provider-neutral values, the ProviderError tree.
 
-Vendor modules import this module, httpx and pydantic only. They never see OpenAI schemas, the
-database or FastAPI: the videos service turns OpenAI parameters into a `GenerationRequest` after
-checking the model's capabilities, and turns `ProviderError` into an HTTP error in one place.
+Vendor modules import this module, `app.providers.http`, httpx, pydantic and their auth library only.
+They never see OpenAI schemas, the database or FastAPI: the videos service turns OpenAI parameters
+into a `GenerationRequest` after checking the model's capabilities, and turns `ProviderError` into an
+HTTP error in one place.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""What every vendor client shares: `Retry-After` parsing, the HTTP-status fallback of error mapping,
-synthesized progress for vendors that report none, and the streamed asset download.
+"""What every vendor client shares: the API call with its transport errors, `Retry-After` parsing, the
+HTTP-status fallback of error mapping, synthesized progress for vendors that report none, and the
+streamed asset download.
 
 Each vendor module still maps its own body codes first (they differ per vendor); these helpers are the
 parts that used to be copied, and had drifted, from one adapter to the next.
@@ -73,6 +74,26 @@ def progress(status: VideoStatus, reported: int | None = None) -> int | None:
     if reported is None:
         return SYNTHETIC_PROGRESS.get(status)
     return max(0, min(100, reported))
+
+
+async def request(
+    client: httpx.AsyncClient, provider: str, method: str, url: str, *, vendor: str, **kwargs: Any
+) -> httpx.Response:
+    """One API call; a transport failure (refused, reset, timeout) is `Unavailable`, named after `vendor`."""
+    try:
+        return await client.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise Unavailable(
+            provider, f"{vendor} unreachable: {type(exc).__name__}: {exc}", vendor_code="transport"
+        ) from exc
+
+
+def json_body(resp: httpx.Response) -> Any:
+    """The decoded JSON body, or None when it is not JSON."""
+    try:
+        return resp.json()
+    except ValueError:
+        return None
 
 
 async def stream(

@@ -34,7 +34,7 @@ from app.providers.base import (
     VideoStatus,
 )
 from app.providers.capabilities import ModelCaps, aspect_ratio
-from app.providers.http import by_status, progress, retry_after, stream
+from app.providers.http import by_status, json_body, progress, request, retry_after, stream
 from app.providers.volc_sign import REGION, VolcV4Auth
 
 log = logging.getLogger(__name__)
@@ -373,20 +373,17 @@ class JimengProvider:
 
     async def _call(self, action: str, body: dict[str, Any]) -> tuple[httpx.Response, dict[str, Any]]:
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        try:
-            resp = await self._client.request(
-                "POST",
-                f"{self._base_url}/?Action={action}&Version={VERSION}",
-                content=content,  # signed bytes == sent bytes
-                headers={"Content-Type": "application/json", "Accept": "application/json"},
-                auth=self._auth,
-            )
-        except httpx.TransportError as exc:
-            raise Unavailable(PROVIDER, f"Jimeng unreachable: {exc!r}") from exc
-        try:
-            data = resp.json()
-        except ValueError:
-            data = None
+        resp = await request(
+            self._client,
+            PROVIDER,
+            "POST",
+            f"{self._base_url}/?Action={action}&Version={VERSION}",
+            vendor="Jimeng",
+            content=content,  # signed bytes == sent bytes
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            auth=self._auth,
+        )
+        data = json_body(resp)
         if not isinstance(data, dict) or not (isinstance(data.get("code"), int) or _gateway_error(data)):
             raise map_error(resp.status_code, None, retry_after=retry_after(resp.headers))
         if _gateway_error(data):

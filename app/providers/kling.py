@@ -39,7 +39,7 @@ from app.providers.base import (
     VideoStatus,
 )
 from app.providers.capabilities import ModelCaps, aspect_ratio
-from app.providers.http import by_status, progress, retry_after, stream
+from app.providers.http import by_status, json_body, progress, request, retry_after, stream
 
 log = logging.getLogger(__name__)
 
@@ -559,20 +559,17 @@ class KlingProvider:
         return str(video_id)
 
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        try:
-            resp = await self._client.request(
-                method,
-                f"{self._base}{path}",
-                json=body,
-                auth=self._auth,
-                headers={"Content-Type": "application/json"},
-            )
-        except httpx.TransportError as exc:
-            raise Unavailable(PROVIDER, f"Kling unreachable: {exc!r}", vendor_code="transport") from None
-        try:
-            payload = resp.json()
-        except ValueError:
-            payload = None
+        resp = await request(
+            self._client,
+            PROVIDER,
+            method,
+            f"{self._base}{path}",
+            vendor="Kling",
+            json=body,
+            auth=self._auth,
+            headers={"Content-Type": "application/json"},
+        )
+        payload = json_body(resp)
         if not isinstance(payload, dict):
             if resp.status_code < 400 or resp.status_code >= 500:
                 raise Unavailable(

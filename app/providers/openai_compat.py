@@ -36,7 +36,7 @@ from app.providers.base import (
     VideoStatus,
 )
 from app.providers.capabilities import ModelCaps
-from app.providers.http import progress, retry_after, stream
+from app.providers.http import progress, request, retry_after, stream
 
 log = logging.getLogger("vidgate.providers.openai_compat")
 
@@ -318,10 +318,7 @@ class OpenAICompatProvider:
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> tuple[dict[str, Any], httpx.Headers]:
         """One request → (JSON object, headers), or the right ProviderError (HTTP-200 error bodies too)."""
-        try:
-            resp = await self._client.request(method, url, auth=self._auth, **kwargs)
-        except httpx.HTTPError as exc:
-            raise Unavailable(PROVIDER, f"Upstream unreachable: {type(exc).__name__}: {exc}") from exc
+        resp = await request(self._client, PROVIDER, method, url, vendor="Upstream", auth=self._auth, **kwargs)
         body = _parse_json(resp)
         if resp.status_code >= 400:
             raise map_error(resp.status_code, body, retry_after=retry_after(resp.headers))

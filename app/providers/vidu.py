@@ -35,7 +35,7 @@ from app.providers.base import (
     VideoStatus,
 )
 from app.providers.capabilities import ModelCaps, aspect_ratio
-from app.providers.http import progress, retry_after, stream
+from app.providers.http import json_body, progress, request, retry_after, stream
 
 log = logging.getLogger(__name__)
 
@@ -461,23 +461,20 @@ class ViduProvider:
         self._timeout = timeout
 
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        try:
-            resp = await self._client.request(
-                method,
-                url=f"{self._base}/ent/v2{path}",
-                json=body,
-                auth=self._auth,
-                headers={"Accept": "application/json", "Content-Type": "application/json"},
-                timeout=self._timeout,
-            )
-        except httpx.TransportError as exc:
-            raise Unavailable(PROVIDER, f"Vidu unreachable: {exc!r}") from exc
+        resp = await request(
+            self._client,
+            PROVIDER,
+            method,
+            f"{self._base}/ent/v2{path}",
+            vendor="Vidu",
+            json=body,
+            auth=self._auth,
+            headers={"Accept": "application/json", "Content-Type": "application/json"},
+            timeout=self._timeout,
+        )
         if resp.is_success and not resp.content:
             return {}  # cancel answers `{}`; tolerate a bare 200 as well
-        try:
-            data: Any = resp.json()
-        except ValueError:
-            data = None
+        data = json_body(resp)
         if resp.status_code >= 400:
             raise map_error(resp.status_code, data, retry_after=retry_after(resp.headers))
         if not isinstance(data, dict):

@@ -30,7 +30,7 @@ from app.providers.base import (
     VideoStatus,
 )
 from app.providers.capabilities import ModelCaps
-from app.providers.http import by_status, progress, retry_after, stream
+from app.providers.http import by_status, json_body, progress, request, retry_after, stream
 
 log = logging.getLogger(__name__)
 
@@ -364,14 +364,10 @@ class WanxiangProvider:
         self._base = base_url.rstrip("/")
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> tuple[httpx.Response, dict[str, Any]]:
-        try:
-            resp = await self._client.request(method, f"{self._base}{path}", auth=self._auth, **kwargs)
-        except httpx.TransportError as exc:
-            raise Unavailable(PROVIDER, f"DashScope unreachable: {type(exc).__name__}") from exc
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
+        resp = await request(
+            self._client, PROVIDER, method, f"{self._base}{path}", vendor="DashScope", auth=self._auth, **kwargs
+        )
+        body = json_body(resp)
         if not isinstance(body, dict):
             if resp.is_success:
                 raise Unavailable(PROVIDER, "DashScope sent a non-JSON body.", status_code=resp.status_code)
