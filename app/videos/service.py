@@ -26,6 +26,7 @@ from app.observability.logs import redact
 from app.providers import base as pb
 from app.providers.capabilities import CapabilityError, ModelCaps, parse_seconds, parse_size
 from app.providers.registry import Route, enable_hint
+from app.providers.vendors import VENDORS
 from app.usage import service as usage
 from app.videos import idempotency
 from app.videos import repository as repo
@@ -109,7 +110,8 @@ def route_for(gw: Gateway, key: ApiKey, model: str) -> Route:
 
 def _policy(gw: Gateway, caps: ModelCaps) -> Any:
     # the sandbox is a test tool: its limits are exact, so client authors see their mistakes
-    return "strict" if caps.provider == "sandbox" else gw.settings.param_policy
+    spec = VENDORS.get(caps.provider)
+    return "strict" if spec is not None and spec.strict_params else gw.settings.param_policy
 
 
 def _cap(fn: Any, *args: Any, **kwargs: Any) -> Any:
