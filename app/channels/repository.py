@@ -10,6 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.channels.models import ChannelRecord
 
 
+def add(session: AsyncSession, record: ChannelRecord) -> None:
+    session.add(record)  # inserted at the next flush (the caller's commit)
+
+
 async def get(session: AsyncSession, fingerprint: str, *, for_update: bool = False) -> ChannelRecord | None:
     return await session.get(ChannelRecord, fingerprint, with_for_update=for_update)
 

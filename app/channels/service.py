@@ -58,7 +58,8 @@ async def sync(gw: Gateway) -> None:
             rec = await repo.get(s, ch.fingerprint)
             enc = encrypt_credentials(gw.signer.secret, ch.credentials) if ch.credentials else None
             if rec is None:
-                s.add(
+                repo.add(
+                    s,
                     ChannelRecord(
                         fingerprint=ch.fingerprint,
                         name=ch.name,
@@ -69,7 +70,7 @@ async def sync(gw: Gateway) -> None:
                         first_seen=t,
                         last_seen=t,
                         failures=0,
-                    )
+                    ),
                 )
             else:
                 rec.name, rec.vendor, rec.base_url = ch.name, ch.vendor, ch.base_url

@@ -10,6 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.keys.models import ApiKey
 
 
+async def add(session: AsyncSession, key: ApiKey) -> None:
+    session.add(key)
+    await session.flush()
+
+
 async def get(session: AsyncSession, key_id: str) -> ApiKey | None:
     return await session.get(ApiKey, key_id)
 

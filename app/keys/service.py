@@ -60,8 +60,7 @@ async def create_key(
         used_credits=0.0,
         **limits,
     )
-    session.add(key)
-    await session.flush()
+    await repo.add(session, key)
     return key, secret
 
 

@@ -72,8 +72,7 @@ async def create(
             raise idempotency.in_progress()
         return await get_character(session, key, earlier), True
     char = Character(id=cid, owner=key.owner, name=name.strip(), created_at=int(now()), asset_key=key_name)
-    session.add(char)
-    await session.flush()
+    await repo.add_character(session, char)
     return char, False
 
 

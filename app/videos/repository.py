@@ -237,6 +237,11 @@ async def delete_expired_idempotency(session: AsyncSession, *, before: float) ->
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+async def add_character(session: AsyncSession, char: Character) -> None:
+    session.add(char)
+    await session.flush()
+
+
 async def get_character(session: AsyncSession, owner: str, character_id: str) -> Character | None:
     return await session.scalar(select(Character).where(Character.id == character_id, Character.owner == owner))
 

@@ -10,6 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
+async def add(session: AsyncSession, *rows: WebhookEndpoint | WebhookDelivery) -> None:
+    session.add_all(rows)
+    await session.flush()
+
+
 async def enabled_endpoints_for(session: AsyncSession, owner: str) -> Sequence[WebhookEndpoint]:
     """Enabled endpoints that receive `owner`'s events: its own, and those for every owner."""
     q = select(WebhookEndpoint).where(

@@ -54,22 +54,22 @@ async def enqueue_video_event(session: AsyncSession, video: Video, *, status: st
     t = now()
     event_id = new_id("evt")
     body = event_body(event_id=event_id, event_type=event_type, video_id=video.id, created_at=int(t))
-    for ep in targets:
-        session.add(
-            WebhookDelivery(
-                id=new_id("whdel"),
-                endpoint_id=ep.id,
-                event_id=event_id,
-                event_type=event_type,
-                video_id=video.id,
-                payload=body,
-                status=PENDING,
-                attempts=0,
-                next_attempt_at=t,
-                created_at=t,
-            )
+    deliveries = [
+        WebhookDelivery(
+            id=new_id("whdel"),
+            endpoint_id=ep.id,
+            event_id=event_id,
+            event_type=event_type,
+            video_id=video.id,
+            payload=body,
+            status=PENDING,
+            attempts=0,
+            next_attempt_at=t,
+            created_at=t,
         )
-    await session.flush()
+        for ep in targets
+    ]
+    await repo.add(session, *deliveries)
     return len(targets)
 
 
@@ -115,8 +115,7 @@ async def create_endpoint(
         description=description,
         created_at=int(now()),
     )
-    session.add(ep)
-    await session.flush()
+    await repo.add(session, ep)
     return ep
 
 
@@ -191,6 +190,5 @@ async def resend_delivery(session: AsyncSession, delivery_id: str) -> WebhookDel
         next_attempt_at=t,
         created_at=t,
     )
-    session.add(row)
-    await session.flush()
+    await repo.add(session, row)
     return row
