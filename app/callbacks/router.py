@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from app import errors
+from app.callbacks import service
 from app.callbacks.urls import SUPPORTED
 from app.callbacks.verify import TOLERANCE_S, callback_token, kling_valid, same, vidu_valid
 from app.channels import service as channels
@@ -102,9 +103,6 @@ async def vendor_callback(vendor: str, video_id: str, token: str, request: Reque
     if await _replayed(gw, _fingerprint(vendor, video_id, headers, body)):
         return {"ok": True}  # its first copy was acted on already
     if row.status in repo.ACTIVE:
-        async with gw.sessionmaker() as s:
-            await repo.nudge(s, row.id)
-            await s.commit()
-        gw.wake_engine()
+        await service.hint(gw, row.id)
         log.info("callback from %s for %s: polling it now", vendor, row.id)
     return {"ok": True}

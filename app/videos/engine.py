@@ -32,10 +32,11 @@ from app.providers import base as pb
 from app.providers.registry import Channel
 from app.storage import StorageError
 from app.usage import service as usage
-from app.videos import idempotency, service, submission
+from app.videos import idempotency, submission
 from app.videos import repository as repo
 from app.videos.links import VARIANT_FILES
 from app.videos.models import Video
+from app.videos.upstream import provider_error
 from app.webhooks.service import enqueue_video_event
 
 log = logging.getLogger("vidgate.engine")
@@ -277,7 +278,7 @@ class TaskEngine:
                 await s.commit()
             return
         except pb.ProviderError as exc:
-            err = service.provider_error(exc)
+            err = provider_error(exc)
             await self._fail(row, err.code or "vendor_rejected", err.message)
             return
         await submission.record_submitted(self.gw, row, channel, vtask, owner=self.owner)
