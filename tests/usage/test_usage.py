@@ -3,6 +3,8 @@ resolution), refunded on failure, settled exactly once, and quotas refused befor
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from app import errors
@@ -130,6 +132,22 @@ class TestSettlementOnce:
             stored = await r.video(row.id)
             assert (stored.settlement, stored.charged_credits) == ("charged", 3.0)
             assert await r.used() == 3.0
+
+    async def test_concurrent_settlements_charge_once(self, database_url, tmp_path) -> None:
+        async with rig(database_url, tmp_path, ScriptedProvider(), prices={MODEL: 1.0}) as r:
+            row = await r.create(seconds=4)
+
+            async def settle(charged: float) -> bool:
+                async with r.gw.sessionmaker() as s:
+                    done = await usage.settle(s, row, charged=charged)
+                    await s.commit()
+                    return done
+
+            results = await asyncio.gather(settle(3.0), settle(0.0), settle(3.0))
+            assert sorted(results) == [False, False, True]
+            stored = await r.video(row.id)
+            assert await r.used() == stored.charged_credits  # one settlement's effect, whichever won
+            assert stored.charged_credits in (0.0, 3.0)
 
     async def test_a_completed_task_is_never_refunded_later(self, database_url, tmp_path) -> None:
         async with rig(database_url, tmp_path, ScriptedProvider(polls=[snap("completed")]), prices={MODEL: 1.0}) as r:

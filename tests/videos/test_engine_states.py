@@ -11,6 +11,7 @@ import time
 import pytest
 
 from app.providers import base as pb
+from app.videos import repository as repo
 from tests.support.media import image_format, mp4_info, solid_image
 from tests.support.scripted import (
     CLIP,
@@ -123,6 +124,39 @@ class TestPolling:
             assert (row.settlement, row.charged_credits) == ("refunded", 0.0)
             assert await r.used() == 0.0
         assert len(vendor.polled) == 3  # failed on the deadline without asking the vendor again
+
+    async def test_a_callback_during_a_poll_makes_the_task_due_again(self, database_url, tmp_path) -> None:
+        """A vendor callback that lands while a poll is under way (that poll may have missed its news) is not
+        lost: the task is due again as soon as the poll is written, not after the usual interval."""
+        vendor = ScriptedProvider()
+        async with rig(database_url, tmp_path, vendor, poll_max_interval_ms=30_000) as r:
+            vid = (await r.create()).id
+
+            async def poll_then_callback(task: pb.VendorTask) -> pb.TaskSnapshot:
+                async with r.gw.sessionmaker() as s:
+                    await repo.nudge(s, vid)  # what the callback route does
+                    await s.commit()
+                return snap("in_progress", 30)
+
+            vendor.script["poll"] = [poll_then_callback, snap("in_progress", 60)]
+            await r.step(vid)
+            row = await r.video(vid)
+            assert row.progress == 30 and row.next_poll_at <= time.time()
+            assert await r.step() == 1  # due now, without making it so
+            assert (await r.video(vid)).progress == 60
+
+    async def test_a_task_whose_channel_is_unknown_waits_instead_of_polling(self, database_url, tmp_path) -> None:
+        """Never polled with another credential: the operator may restore the channel."""
+        vendor = ScriptedProvider()
+        async with rig(database_url, tmp_path, vendor) as r:
+            vid = (await r.create()).id
+            await r.write(vid, channel_fp="f" * 32)  # a channel neither configured nor recorded
+            t0 = time.time()
+            await r.step(vid)
+            row = await r.video(vid)
+            assert (row.status, row.poll_errors, row.claimed_by) == ("queued", 1, None)
+            assert row.next_poll_at >= t0 + r.gw.settings.poll_max_interval_ms / 1000
+        assert vendor.polled == []
 
 
 class TestCompletion:
@@ -334,6 +368,17 @@ class TestSubmitRetries:
                 "The prompt was refused.",
             )
             assert await r.used() == 0.0
+
+    async def test_a_retry_for_a_model_no_channel_serves_any_more_fails(self, database_url, tmp_path) -> None:
+        vendor = ScriptedProvider(submits=[unavailable(), None])
+        async with rig(database_url, tmp_path, vendor, prices=PRICE) as r:
+            vid = (await r.create()).id
+            r.channels[0].enabled = False  # the operator disabled the only channel meanwhile
+            await r.step(vid)
+            row = await r.video(vid)
+            assert (row.status, row.error_code) == ("failed", "model_unavailable")
+            assert await r.used() == 0.0
+        assert len(vendor.submitted) == 1
 
 
 class TestLeases:
