@@ -32,8 +32,7 @@ from app.main import create_app
 from app.providers import base as pb
 from app.providers.capabilities import ModelCaps
 from app.providers.registry import Channel, fingerprint
-from app.videos import service as drafts
-from app.videos import submission
+from app.videos import drafts, submission
 from app.videos.engine import MAX_DOWNLOAD_ATTEMPTS, MAX_SUBMIT_ATTEMPTS, TaskEngine
 from app.videos.models import Video
 from app.videos.parsing import ParsedBody
