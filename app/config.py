@@ -1,4 +1,8 @@
-"""Settings from the environment (prefix VIDGATE_) and `.env`. `.env.example` lists every field."""
+"""Settings from the environment (prefix VIDGATE_) and `.env`. `.env.example` lists every field.
+
+The per-vendor settings (`VIDGATE_<PREFIX>_<FIELD>`: credentials, `_BASE_URL`, options) are generated from
+the vendor table in `app.providers.vendors`, so a new vendor needs no edit here.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import SecretStr, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.providers.vendors import settings_fields
 
 PLACEHOLDER_TOKENS = frozenset({"", "changeme", "change-me", "admin", "secret"})
 
+# every vendor's fields (credentials as SecretStr, base URLs, options), e.g. `dashscope_api_key`
+_VendorSettings: type[BaseSettings] = create_model("VendorSettings", __base__=BaseSettings, **settings_fields())
 
-class Settings(BaseSettings):
+
+class Settings(_VendorSettings):  # type: ignore[valid-type,misc]
     model_config = SettingsConfigDict(env_prefix="VIDGATE_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     environment: Literal["development", "production", "test"] = "development"
@@ -72,28 +81,11 @@ class Settings(BaseSettings):
     allowed_hosts: str = "localhost,127.0.0.1,[::1]"  # Host names (any port) signed links may be built from
     cors_origins: str = ""  # browser origins allowed to call /v1 (comma-separated; "*" any); empty: no CORS
 
-    # -- sandbox (the built-in offline provider)
+    # -- sandbox (the built-in offline provider; its renderer's knobs are vendor settings)
     sandbox_enabled: bool = True
-    sandbox_latency_ms: int = 2000
-    sandbox_progress_steps: int = 4
-    sandbox_fps: int = 24
     sandbox_aliases: str = "sora-2,sora-2-pro,sora-2-2025-10-06,sora-2-pro-2025-10-06,sora-2-2025-12-08"
 
-    # -- vendors (enabled when credentials are set; _BASE_URL overrides the endpoint)
-    openai_api_key: SecretStr | None = None
-    openai_base_url: str = "https://api.openai.com/v1"
-    openai_models: str = ""  # comma-separated names the upstream serves; empty: the Sora models
-    dashscope_api_key: SecretStr | None = None
-    dashscope_base_url: str = "https://dashscope.aliyuncs.com"
-    kling_access_key: SecretStr | None = None
-    kling_secret_key: SecretStr | None = None
-    kling_base_url: str = "https://api-singapore.klingai.com"
-    kling_webhook_secret: SecretStr | None = None  # verifies Kling's signed callbacks when set
-    jimeng_access_key: SecretStr | None = None
-    jimeng_secret_key: SecretStr | None = None
-    jimeng_base_url: str = "https://visual.volcengineapi.com"
-    vidu_api_key: SecretStr | None = None
-    vidu_base_url: str = "https://api.vidu.com"
+    # -- vendors (their own settings are generated; see the module docstring)
     vendor_timeout_s: float = 60.0
 
     # -- rate limits shared across replicas (in-process when unset)
@@ -138,10 +130,6 @@ class Settings(BaseSettings):
                 url = "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
             return url
         return f"sqlite+aiosqlite:///{(self.storage_dir / 'vidgate.db').resolve()}"
-
-    @property
-    def openai_model_list(self) -> list[str]:
-        return [m.strip() for m in self.openai_models.split(",") if m.strip()]
 
     @cached_property
     def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

@@ -1,4 +1,6 @@
-"""The ASGI application. Nothing is built at import time: `create_app()` and its lifespan do it."""
+"""The ASGI application. Nothing is built at import time: `create_app()` and its lifespan do it.
+
+The lifespan commits once, before any request: the bootstrap API key, when one is configured."""
 
 from __future__ import annotations
 

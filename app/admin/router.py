@@ -23,7 +23,7 @@ from app.deps import GatewayDep, SessionDep
 from app.keys import service as keys
 from app.videos.links import link_base
 from app.videos.models import Video
-from app.videos.service import signed_url
+from app.videos.reads import signed_url
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 

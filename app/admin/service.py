@@ -7,19 +7,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.schemas import ChannelOut, KeyCreate, KeyUpdate, UsageReport, UsageRow, UsageTotals
+from app.channels import repository as channels_repo
 from app.channels.models import ChannelRecord
 from app.db import now
 from app.errors import InvalidRequest, NotFound
+from app.keys import repository as keys_repo
 from app.keys import service as keys
 from app.keys.models import ApiKey
 from app.providers.registry import ProviderRegistry, enable_hint
 from app.usage import service as usage
+from app.videos import repository as videos_repo
 from app.videos.models import Video
-from app.videos.repository import ACTIVE
 
 # -- keys ------------------------------------------------------------------------------------------
 
@@ -53,8 +54,7 @@ async def find_key(session: AsyncSession, ident: str) -> list[ApiKey]:
     exact = await keys.get_key(session, ident)
     if exact is not None:
         return [exact]
-    q = select(ApiKey).where(or_(ApiKey.prefix == ident, ApiKey.name == ident)).order_by(ApiKey.created_at)
-    return list((await session.scalars(q)).all())
+    return await keys_repo.by_prefix_or_name(session, ident)
 
 
 async def update_key(session: AsyncSession, registry: ProviderRegistry, key: ApiKey, body: KeyUpdate) -> ApiKey:
@@ -89,7 +89,7 @@ async def usage_report(
         raise InvalidRequest("'until' is before 'since'.", param="until", code="invalid_value")
     rows = await usage.report(session, since=since, until=until, key_id=key_id, model=model)
     ids = {r["api_key_id"] for r in rows}
-    named = {k.id: k for k in (await session.scalars(select(ApiKey).where(ApiKey.id.in_(ids)))).all()} if ids else {}
+    named = {k.id: k for k in await keys_repo.by_ids(session, ids)}
     data = [
         UsageRow(
             **r,
@@ -144,13 +144,8 @@ def _health(rec: ChannelRecord | None, at: float) -> dict[str, Any]:
 async def channel_report(session: AsyncSession, registry: ProviderRegistry) -> list[ChannelOut]:
     """Every configured channel with its shared health, then retired channels that still have tasks."""
     at = now()
-    records = {r.fingerprint: r for r in (await session.scalars(select(ChannelRecord))).all()}
-    unfinished_q = (
-        select(Video.channel_fp, func.count())
-        .where(Video.status.in_(ACTIVE), Video.channel_fp.is_not(None))
-        .group_by(Video.channel_fp)
-    )
-    unfinished = {str(fp): int(n) for fp, n in (await session.execute(unfinished_q)).all()}
+    records = {r.fingerprint: r for r in await channels_repo.all_records(session)}
+    unfinished = await videos_repo.unfinished_by_channel(session)
     out = [
         ChannelOut(
             name=ch.name,
@@ -205,35 +200,17 @@ async def list_tasks(
     limit: int = 20,
 ) -> tuple[list[Video], bool]:
     """Tasks of every owner, newest first; `after` is the last id of the previous page."""
-    q = select(Video)
-    for column, value in (
-        (Video.status, status),
-        (Video.owner, owner),
-        (Video.api_key_id, api_key_id),
-        (Video.model, model),
-        (Video.channel, channel),
-    ):
-        if value is not None:
-            q = q.where(column == value)
-    if deleted is not None:
-        q = q.where(Video.deleted_at.is_not(None) if deleted else Video.deleted_at.is_(None))
+    anchor = None
     if after:
-        anchor = await session.get(Video, after)
+        anchor = await videos_repo.get(session, after)
         if anchor is None:
             raise InvalidRequest(f"Unknown 'after' cursor '{after}'.", param="after", code="invalid_value")
-        q = q.where(
-            or_(
-                Video.created_ns < anchor.created_ns,
-                and_(Video.created_ns == anchor.created_ns, Video.id < anchor.id),
-            )
-        )
-    q = q.order_by(Video.created_ns.desc(), Video.id.desc()).limit(limit + 1)
-    rows = list((await session.scalars(q)).all())
-    return rows[:limit], len(rows) > limit
+    filters = {"status": status, "owner": owner, "api_key_id": api_key_id, "model": model, "channel": channel}
+    return await videos_repo.list_all(session, filters=filters, deleted=deleted, after=anchor, limit=limit)
 
 
 async def get_task(session: AsyncSession, task_id: str) -> Video:
-    row = await session.get(Video, task_id)
+    row = await videos_repo.get(session, task_id)
     if row is None:
         raise NotFound(f"No task with id '{task_id}'.", param="task_id", code="task_not_found")
     return row

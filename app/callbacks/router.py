@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from app import errors
+from app.callbacks import service
 from app.callbacks.urls import SUPPORTED
 from app.callbacks.verify import TOLERANCE_S, callback_token, kling_valid, same, vidu_valid
 from app.channels import service as channels
@@ -26,6 +27,7 @@ from app.context import Gateway
 from app.db import now
 from app.deps import GatewayDep
 from app.keys.limits import LimiterUnavailable
+from app.providers.vendors import VENDORS
 from app.videos import repository as repo
 
 router = APIRouter(prefix="/callbacks", tags=["callbacks"], include_in_schema=False)
@@ -80,23 +82,27 @@ async def vendor_callback(vendor: str, video_id: str, token: str, request: Reque
         row = await repo.get(s, video_id)
     if row is None or row.provider != vendor:
         raise unknown
-    if vendor == "vidu":
+    spec = VENDORS[vendor]
+    assert spec.callback is not None  # SUPPORTED
+    key: str | None
+    if spec.callback.credential is not None:  # keyed by the credential that created the task: required
         channel = await channels.channel_by_fingerprint(gw, row.channel_fp)
-        api_token = channel.credentials.get("api_key") if channel is not None else None
-        if not api_token or not vidu_valid(
-            api_token, request.method, request.url.path, request.url.query, headers, now=now()
-        ):
+        key = channel.credentials.get(spec.callback.credential) if channel is not None else None
+        if not key:
             raise errors.AuthenticationFailed("Invalid callback signature.", code="invalid_signature")
-    elif vendor == "kling" and gw.settings.kling_webhook_secret is not None:
-        secret = gw.settings.kling_webhook_secret.get_secret_value()
-        if not kling_valid(secret, headers, body):
+    else:  # keyed by an optional setting: unset, the path token alone is checked
+        secret = getattr(gw.settings, spec.setting(spec.callback.setting or ""))
+        key = secret.get_secret_value() if secret is not None else None
+    if key is not None:
+        if spec.callback.scheme == "vidu_hmac":
+            valid = vidu_valid(key, request.method, request.url.path, request.url.query, headers, now=now())
+        else:
+            valid = kling_valid(key, headers, body)
+        if not valid:
             raise errors.AuthenticationFailed("Invalid callback signature.", code="invalid_signature")
     if await _replayed(gw, _fingerprint(vendor, video_id, headers, body)):
         return {"ok": True}  # its first copy was acted on already
     if row.status in repo.ACTIVE:
-        async with gw.sessionmaker() as s:
-            await repo.nudge(s, row.id)
-            await s.commit()
-        gw.wake_engine()
+        await service.hint(gw, row.id)
         log.info("callback from %s for %s: polling it now", vendor, row.id)
     return {"ok": True}

@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from app.callbacks.verify import callback_token
+from app.providers.vendors import VENDORS
 
 if TYPE_CHECKING:
     from app.gateway import Gateway
 
-SUPPORTED = ("kling", "vidu")
+SUPPORTED = tuple(name for name, spec in VENDORS.items() if spec.callback is not None)
 
 
 def callback_url(gw: Gateway, vendor: str, video_id: str) -> str | None:

@@ -6,7 +6,6 @@ wants all of them at once, in the file's own terms: `channels[1].vendor: unknown
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +14,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from app.channels.config import _ENV_REF, VENDOR_CREDENTIALS, ChannelConfig, GatewayConfig
+from app.channels.config import _ENV_REF, ChannelConfig, GatewayConfig
+from app.providers.vendors import BUILTIN, VENDORS
 
 
 def _where(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -26,16 +26,11 @@ def _where(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 def vendor_models(vendor: str) -> list[str] | None:
-    """The model names a vendor module declares; None when the vendor takes any name (openai_compat)."""
-    from app.providers.registry import VENDOR_CLASSES
-    from app.providers.sandbox import MODELS as SANDBOX_MODELS
-
-    if vendor == "sandbox":
-        return [m.name for m in SANDBOX_MODELS]
-    if vendor == "openai_compat":
-        return None  # an OpenAI-compatible upstream serves whatever names the channel lists
-    module = importlib.import_module(VENDOR_CLASSES[vendor][0])
-    return [m.name for m in module.MODELS]
+    """The model names a vendor declares; None when it serves whatever names the channel lists."""
+    spec = VENDORS[vendor]
+    if spec.open_models:
+        return None
+    return [m.name for m in spec.model_caps()]
 
 
 def _unset_vars(value: Any, loc: tuple[Any, ...], env: Mapping[str, str], out: list[str]) -> None:
@@ -67,14 +62,12 @@ def _check_channel(raw: Any, i: int, out: list[str]) -> str | None:
     _unknown_keys(raw, ChannelConfig, loc, out)
     vendor = raw.get("vendor")
     if vendor is None:
-        out.append(f"{_where((*loc, 'vendor'))}: missing (known: {', '.join(sorted(VENDOR_CREDENTIALS))})")
+        out.append(f"{_where((*loc, 'vendor'))}: missing (known: {', '.join(sorted(VENDORS))})")
         return None
-    if vendor not in VENDOR_CREDENTIALS:
-        out.append(
-            f"{_where((*loc, 'vendor'))}: unknown vendor {vendor!r} (known: {', '.join(sorted(VENDOR_CREDENTIALS))})"
-        )
+    if vendor not in VENDORS:
+        out.append(f"{_where((*loc, 'vendor'))}: unknown vendor {vendor!r} (known: {', '.join(sorted(VENDORS))})")
         return None
-    needed = VENDOR_CREDENTIALS[vendor]
+    needed = VENDORS[vendor].credential_fields
     creds = raw.get("credentials") or {}
     if isinstance(creds, dict):
         for key in creds:
@@ -99,7 +92,7 @@ def _check_channel(raw: Any, i: int, out: list[str]) -> str | None:
 def _served_models(raw_channels: list[Any]) -> set[str] | None:
     served: set[str] = set()
     for raw in raw_channels:
-        if not isinstance(raw, dict) or raw.get("vendor") not in VENDOR_CREDENTIALS:
+        if not isinstance(raw, dict) or raw.get("vendor") not in VENDORS:
             return None  # already reported; alias checks would only add noise
         models = raw.get("models")
         declared = vendor_models(raw["vendor"])
@@ -148,7 +141,7 @@ def check_config(path: Path, env: Mapping[str, str] | None = None, *, sandbox_de
     served = _served_models(channels)
     sandbox = filled.get("sandbox")
     if served is not None and (sandbox if isinstance(sandbox, bool) else sandbox_default):
-        served |= set(vendor_models("sandbox") or [])
+        served |= set(vendor_models(BUILTIN) or [])
     aliases = filled.get("aliases") or {}
     if served is not None and isinstance(aliases, dict):
         for alias, target in aliases.items():

@@ -12,28 +12,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from app.config import Settings
+from app.providers.vendors import VENDORS
 
-Vendor = Literal["sandbox", "openai_compat", "wanxiang", "kling", "jimeng", "vidu"]
-
-# credential fields each vendor needs, as the adapter's constructor names them
-VENDOR_CREDENTIALS: dict[str, tuple[str, ...]] = {
-    "sandbox": (),
-    "openai_compat": ("api_key",),
-    "wanxiang": ("api_key",),
-    "kling": ("access_key", "secret_key"),
-    "jimeng": ("access_key", "secret_key"),
-    "vidu": ("api_key",),
-}
-VENDOR_SETTINGS_PREFIX: dict[str, str] = {
-    "openai_compat": "openai",
-    "wanxiang": "dashscope",
-    "kling": "kling",
-    "jimeng": "jimeng",
-    "vidu": "vidu",
-}
+Vendor = Literal[tuple(VENDORS)]  # type: ignore[valid-type]  # the vendor table's names, in its order
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -60,7 +44,7 @@ class ChannelConfig(BaseModel):
         return {k: val for k, val in v.items() if val}
 
     def missing_credentials(self) -> list[str]:
-        return [c for c in VENDOR_CREDENTIALS[self.vendor] if not self.credentials.get(c)]
+        return [c for c in VENDORS[self.vendor].credential_fields if not self.credentials.get(c)]
 
 
 Price = float | dict[str, float]  # credits per second; or per resolution class ("720p": 1.0, "default": 0.5)
@@ -122,21 +106,26 @@ def load_config(path: Path) -> GatewayConfig:
 def channels_from_settings(settings: Settings) -> list[ChannelConfig]:
     """The env-only setup: one channel per vendor with credentials set."""
     out: list[ChannelConfig] = []
-    for vendor, prefix in VENDOR_SETTINGS_PREFIX.items():
-        creds: dict[str, str] = {}
-        for field in VENDOR_CREDENTIALS[vendor]:
-            secret = getattr(settings, f"{prefix}_{field}", None)
-            if secret is not None and secret.get_secret_value():
-                creds[field] = secret.get_secret_value()
-        if len(creds) != len(VENDOR_CREDENTIALS[vendor]):
+    for spec in VENDORS.values():
+        if not spec.credentials:
             continue
-        models = settings.openai_model_list or None if vendor == "openai_compat" else None
+        creds: dict[str, str] = {}
+        for cred in spec.credentials:
+            value = getattr(settings, spec.setting(cred.field))
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if text:
+                creds[cred.field] = text
+        if len(creds) != len(spec.credentials):
+            continue
+        models = None
+        if spec.open_models:
+            models = [m.strip() for m in getattr(settings, spec.setting("models")).split(",") if m.strip()] or None
         out.append(
             ChannelConfig(
-                name=vendor,
-                vendor=vendor,  # type: ignore[arg-type]
+                name=spec.name,
+                vendor=spec.name,
                 credentials=creds,
-                base_url=getattr(settings, f"{prefix}_base_url"),
+                base_url=getattr(settings, spec.setting("base_url")),
                 models=models,
             )
         )

@@ -3,6 +3,11 @@
 Credentials are kept encrypted (Fernet, from the `cryptography` package) with a key derived from the
 gateway's signing secret, so a task can still be polled with the credential that created it after its
 channel left the config file.
+
+Commits: each function that writes (`sync`, `record_failure`, `record_success`) is its own short
+transaction, opened and committed here. They are called from start-up, submission and the engine,
+outside any request: a channel's failure must be recorded (and seen by other replicas at once) whatever
+becomes of the caller's own work, and no caller's connection is held across a vendor call for it.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ import random
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import select, update
 
+from app.channels import repository as repo
 from app.channels.config import ChannelConfig
 from app.channels.models import ChannelRecord
 from app.context import Gateway
@@ -50,10 +55,11 @@ async def sync(gw: Gateway) -> None:
     t = now()
     async with gw.sessionmaker() as s:
         for ch in gw.registry.channels.values():
-            rec = await s.get(ChannelRecord, ch.fingerprint)
+            rec = await repo.get(s, ch.fingerprint)
             enc = encrypt_credentials(gw.signer.secret, ch.credentials) if ch.credentials else None
             if rec is None:
-                s.add(
+                repo.add(
+                    s,
                     ChannelRecord(
                         fingerprint=ch.fingerprint,
                         name=ch.name,
@@ -64,7 +70,7 @@ async def sync(gw: Gateway) -> None:
                         first_seen=t,
                         last_seen=t,
                         failures=0,
-                    )
+                    ),
                 )
             else:
                 rec.name, rec.vendor, rec.base_url = ch.name, ch.vendor, ch.base_url
@@ -75,7 +81,7 @@ async def sync(gw: Gateway) -> None:
 async def health(gw: Gateway, channels: Sequence[Channel]) -> dict[str, ChannelRecord]:
     fps = [c.fingerprint for c in channels]
     async with gw.sessionmaker() as s:
-        rows = (await s.scalars(select(ChannelRecord).where(ChannelRecord.fingerprint.in_(fps)))).all()
+        rows = await repo.by_fingerprints(s, fps)
     return {r.fingerprint: r for r in rows}
 
 
@@ -128,7 +134,7 @@ async def pace(gw: Gateway, channel: Channel) -> None:
 async def record_failure(gw: Gateway, channel: Channel, error: str) -> None:
     settings = gw.settings
     async with gw.sessionmaker() as s:
-        rec = await s.get(ChannelRecord, channel.fingerprint, with_for_update=gw.is_postgres)
+        rec = await repo.get(s, channel.fingerprint, for_update=gw.is_postgres)
         if rec is None:
             return
         rec.failures += 1
@@ -142,11 +148,7 @@ async def record_failure(gw: Gateway, channel: Channel, error: str) -> None:
 
 async def record_success(gw: Gateway, channel: Channel) -> None:
     async with gw.sessionmaker() as s:
-        await s.execute(
-            update(ChannelRecord)
-            .where(ChannelRecord.fingerprint == channel.fingerprint)
-            .values(failures=0, cooldown_until=None, last_success_at=now())
-        )
+        await repo.mark_success(s, channel.fingerprint, at=now())
         await s.commit()
 
 
@@ -156,7 +158,7 @@ async def channel_by_fingerprint(gw: Gateway, fp: str | None) -> Channel | None:
     if found is not None or fp is None:
         return found
     async with gw.sessionmaker() as s:
-        rec = await s.get(ChannelRecord, fp)
+        rec = await repo.get(s, fp)
     if rec is None:
         return None
     creds = decrypt_credentials(gw.signer.secret, rec.credentials_enc) if rec.credentials_enc else {}

@@ -1,4 +1,6 @@
-"""`vidgate keys create|list|update|rotate|revoke`: API keys, with the admin API's fields and checks."""
+"""`vidgate keys create|list|update|rotate|revoke`: API keys, with the admin API's fields and checks.
+
+Each command is one transaction of its own, committed here when the command has done its work."""
 
 from __future__ import annotations
 

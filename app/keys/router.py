@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from app.deps import ApiKeyDep, GatewayDep
 from app.providers.registry import enable_hint
-from app.videos.service import available_models, unknown_model_message
+from app.videos.drafts import available_models, unknown_model_message
 
 router = APIRouter(prefix="/v1", tags=["models"])
 

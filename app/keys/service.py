@@ -1,4 +1,7 @@
-"""API keys: creation, lookup by SHA-256, revocation. Secrets are shown once and never stored."""
+"""API keys: creation, lookup by SHA-256, revocation. Secrets are shown once and never stored.
+
+No commits here: the request's session (or the CLI's) commits.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,10 @@ import hmac
 import secrets
 from typing import Any
 
-from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import new_id, now
+from app.keys import repository as repo
 from app.keys.models import ApiKey
 
 KEY_PREFIX = "sk-vg-"
@@ -57,13 +60,12 @@ async def create_key(
         used_credits=0.0,
         **limits,
     )
-    session.add(key)
-    await session.flush()
+    await repo.add(session, key)
     return key, secret
 
 
 async def get_key(session: AsyncSession, key_id: str) -> ApiKey | None:
-    return await session.get(ApiKey, key_id)
+    return await repo.get(session, key_id)
 
 
 async def update_key(session: AsyncSession, key: ApiKey, **changes: Any) -> ApiKey:
@@ -89,7 +91,7 @@ async def rotate_key(session: AsyncSession, key: ApiKey) -> str:
 
 async def ensure_key(session: AsyncSession, *, secret: str, name: str) -> ApiKey:
     """Create the key for `secret` unless it exists (the bootstrap key). A revoked one stays revoked."""
-    existing = await session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_secret(secret)))
+    existing = await repo.by_hash(session, hash_secret(secret))
     if existing is not None:
         return existing
     key, _ = await create_key(session, name=name, owner="bootstrap", secret=secret)
@@ -98,7 +100,7 @@ async def ensure_key(session: AsyncSession, *, secret: str, name: str) -> ApiKey
 
 async def authenticate(session: AsyncSession, secret: str) -> ApiKey | None:
     digest = hash_secret(secret)
-    key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+    key = await repo.by_hash(session, digest)
     # the index lookup already matched; compare again in constant time so timing says nothing
     if key is None or not hmac.compare_digest(key.key_hash, digest) or not key.active:
         return None
@@ -106,15 +108,9 @@ async def authenticate(session: AsyncSession, secret: str) -> ApiKey | None:
 
 
 async def list_keys(session: AsyncSession) -> list[ApiKey]:
-    return list((await session.scalars(select(ApiKey).order_by(ApiKey.created_at))).all())
+    return await repo.list_all(session)
 
 
 async def revoke_key(session: AsyncSession, ident: str) -> int:
     """Revoke by id, display prefix or name. Returns how many keys were revoked."""
-    result = await session.execute(
-        update(ApiKey)
-        .where(or_(ApiKey.id == ident, ApiKey.prefix == ident, ApiKey.name == ident))
-        .where(ApiKey.revoked_at.is_(None))
-        .values(revoked_at=now())
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return await repo.revoke_matching(session, ident, at=now())

@@ -20,11 +20,10 @@ from prometheus_client import (
     ProcessCollector,
 )
 from prometheus_client.exposition import choose_encoder
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.videos.models import Video
+from app.videos import repository as videos_repo
 
 log = logging.getLogger("vidgate.metrics")
 
@@ -100,14 +99,9 @@ class Metrics:
     # -- scrape
     async def refresh_tasks(self, sessionmaker: async_sessionmaker[AsyncSession], *, timeout: float = 5.0) -> bool:
         """Recount tasks per provider and status. On a database error the gauge is emptied, not left stale."""
-        q = (
-            select(Video.provider, Video.status, func.count())
-            .where(Video.deleted_at.is_(None))
-            .group_by(Video.provider, Video.status)
-        )
         try:
             async with sessionmaker() as s:
-                rows = (await asyncio.wait_for(s.execute(q), timeout)).all()
+                rows = await asyncio.wait_for(videos_repo.count_by_provider_status(s), timeout)
         except Exception as exc:
             log.warning("could not count tasks for /metrics: %r", exc)
             self.tasks.clear()

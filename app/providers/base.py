@@ -1,8 +1,9 @@
-"""The provider seam: one small Protocol, provider-neutral value types and the ProviderError tree.
+"""The provider seam: one small Protocol (plus optional ones), provider-neutral values, the ProviderError tree.
 
-Vendor modules import this module, httpx and pydantic only. They never see OpenAI schemas, the
-database or FastAPI: the videos service turns OpenAI parameters into a `GenerationRequest` after
-checking the model's capabilities, and turns `ProviderError` into an HTTP error in one place.
+Vendor modules import this module, `app.providers.http`, httpx, pydantic and their auth library only.
+They never see OpenAI schemas, the database or FastAPI: the videos service turns OpenAI parameters
+into a `GenerationRequest` after checking the model's capabilities, and turns `ProviderError` into an
+HTTP error in one place.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class TaskSnapshot:
 
 @runtime_checkable
 class VideoProvider(Protocol):
-    """Four methods. `download` streams the finished asset; `cancel` may raise `Unsupported`."""
+    """Three methods every vendor has. `download` streams the finished asset (auth included)."""
 
     name: str
 
@@ -115,6 +116,28 @@ class VideoProvider(Protocol):
     async def poll(self, task: VendorTask) -> TaskSnapshot: ...
 
     def download(self, task: VendorTask, snap: TaskSnapshot) -> AsyncIterator[bytes]: ...
+
+
+# Optional abilities: the engine checks them with `isinstance`, so a provider has them or does not.
+
+
+@runtime_checkable
+class Recoverable(Protocol):
+    """Finds the task a crash between submit and commit may have created already (by our own id)."""
+
+    async def recover(self, req: GenerationRequest) -> VendorTask | None: ...
+
+
+@runtime_checkable
+class ServesVariants(Protocol):
+    """Serves its own thumbnail / spritesheet; the engine derives them from the video otherwise."""
+
+    def download_variant(self, task: VendorTask, variant: str) -> AsyncIterator[bytes]: ...
+
+
+@runtime_checkable
+class Cancellable(Protocol):
+    """Can drop a task and whatever it holds for it (the engine calls it after giving up a download)."""
 
     async def cancel(self, task: VendorTask) -> None: ...
 
@@ -161,7 +184,7 @@ class AuthFailed(ProviderError):
 
 
 class Unsupported(ProviderError):
-    """The provider cannot do this operation at all (e.g. cancel, remix)."""
+    """The provider cannot do this operation at all (e.g. remix)."""
 
 
 class NotFoundAtVendor(ProviderError):

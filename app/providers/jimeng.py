@@ -25,17 +25,16 @@ from app.providers.base import (
     AuthFailed,
     GenerationRequest,
     ImageInput,
-    NotFoundAtVendor,
     ProviderError,
     RateLimited,
     Rejected,
     TaskSnapshot,
     Unavailable,
-    Unsupported,
     VendorTask,
     VideoStatus,
 )
 from app.providers.capabilities import ModelCaps, aspect_ratio
+from app.providers.http import by_status, json_body, progress, request, retry_after, stream
 from app.providers.volc_sign import REGION, VolcV4Auth
 
 log = logging.getLogger(__name__)
@@ -45,12 +44,10 @@ DEFAULT_BASE_URL = "https://visual.volcengineapi.com"
 VERSION = "2022-08-31"
 SUBMIT_ACTION = "CVSync2AsyncSubmitTask"
 RESULT_ACTION = "CVSync2AsyncGetResult"
-IMAGE_TRANSPORT = "either"  # §2.2: `binary_data_base64` or `image_urls`
 SUCCESS = 10000
 MAX_IMAGE_BYTES = 4 * 1024 * 1024 + 700 * 1024  # "4.7 MB" as new-api enforces it (§2.6)
 RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9")
 FRAMES = {5: 121, 10: 241}  # frames = 24·n + 1 (§2.1)
-_CHUNK = 64 * 1024
 
 # ---------------------------------------------------------------------------------------------
 # Capability table (§2)
@@ -232,7 +229,6 @@ STATUS: dict[str, VideoStatus] = {
     "not_found": VideoStatus.failed,
     "expired": VideoStatus.failed,
 }
-_PROGRESS = {VideoStatus.queued: 0, VideoStatus.in_progress: 50, VideoStatus.completed: 100}
 _GONE = "Jimeng no longer has this task (tasks are kept about 12 hours); submit it again."
 
 
@@ -287,7 +283,7 @@ def snapshot(raw: dict[str, Any]) -> TaskSnapshot:
                 error_message="Jimeng reported the task done but returned no video URL.",
             )
         return TaskSnapshot(status=status, progress=100, video_url=url)
-    return TaskSnapshot(status=status, progress=_PROGRESS[status])
+    return TaskSnapshot(status=status, progress=progress(status))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,13 +321,8 @@ GATEWAY_ERRORS: dict[str, type[ProviderError]] = {
 
 
 def _by_status(http_status: int, parsed: bool) -> type[ProviderError]:
-    if http_status == 429:
-        return RateLimited
-    if http_status in (401, 403):
-        return AuthFailed
-    if http_status >= 500 or not parsed:
-        return Unavailable
-    return Rejected
+    cls = by_status(http_status)
+    return Unavailable if cls is Rejected and not parsed else cls
 
 
 def _gateway_error(body: Any) -> dict[str, Any] | None:
@@ -362,13 +353,6 @@ def map_error(http_status: int, body: Any, *, retry_after: float | None = None) 
 # The provider
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
-    try:
-        return float(resp.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
-
-
 class JimengProvider:
     """Submit/GetResult over the cv OpenAPI, signed with Volcengine V4. The vendor has no cancel."""
 
@@ -389,31 +373,28 @@ class JimengProvider:
 
     async def _call(self, action: str, body: dict[str, Any]) -> tuple[httpx.Response, dict[str, Any]]:
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        try:
-            resp = await self._client.request(
-                "POST",
-                f"{self._base_url}/?Action={action}&Version={VERSION}",
-                content=content,  # signed bytes == sent bytes
-                headers={"Content-Type": "application/json", "Accept": "application/json"},
-                auth=self._auth,
-            )
-        except httpx.TransportError as exc:
-            raise Unavailable(PROVIDER, f"Jimeng unreachable: {exc!r}") from exc
-        try:
-            data = resp.json()
-        except ValueError:
-            data = None
+        resp = await request(
+            self._client,
+            PROVIDER,
+            "POST",
+            f"{self._base_url}/?Action={action}&Version={VERSION}",
+            vendor="Jimeng",
+            content=content,  # signed bytes == sent bytes
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            auth=self._auth,
+        )
+        data = json_body(resp)
         if not isinstance(data, dict) or not (isinstance(data.get("code"), int) or _gateway_error(data)):
-            raise map_error(resp.status_code, None, retry_after=_retry_after(resp))
+            raise map_error(resp.status_code, None, retry_after=retry_after(resp.headers))
         if _gateway_error(data):
-            raise map_error(resp.status_code, data, retry_after=_retry_after(resp))
+            raise map_error(resp.status_code, data, retry_after=retry_after(resp.headers))
         return resp, data
 
     async def submit(self, req: GenerationRequest) -> VendorTask:
         body = build_body(req)
         resp, data = await self._call(SUBMIT_ACTION, body)
         if data["code"] != SUCCESS:
-            raise map_error(resp.status_code, data, retry_after=_retry_after(resp))
+            raise map_error(resp.status_code, data, retry_after=retry_after(resp.headers))
         task_id = data["data"].get("task_id") if isinstance(data.get("data"), dict) else None
         if not task_id:
             raise Unavailable(PROVIDER, "Jimeng accepted the task but returned no task_id.")
@@ -429,35 +410,13 @@ class JimengProvider:
         resp, data = await self._call(RESULT_ACTION, body)
         # throttling, outages and refused credentials say nothing about the task: ask again later
         if data["code"] in _TRANSIENT or resp.status_code in (401, 403, 429) or resp.status_code >= 500:
-            raise map_error(resp.status_code, data, retry_after=_retry_after(resp))
+            raise map_error(resp.status_code, data, retry_after=retry_after(resp.headers))
         try:
             return snapshot(data)
         except ValidationError as exc:
             raise Unavailable(PROVIDER, f"Unexpected GetResult body: {exc}") from exc
 
-    async def download(self, task: VendorTask, snap: TaskSnapshot) -> AsyncIterator[bytes]:
-        if not snap.video_url:
-            raise NotFoundAtVendor(PROVIDER, "No video URL to download.")
-        try:
-            # a pre-signed object URL: no Volcengine signature
-            async with self._client.stream("GET", snap.video_url) as resp:
-                if resp.status_code in (403, 404, 410):
-                    raise NotFoundAtVendor(
-                        PROVIDER,
-                        "Jimeng's video URL has expired (it is valid for 1 hour).",
-                        vendor_code=f"http_{resp.status_code}",
-                        status_code=resp.status_code,
-                    )
-                if resp.status_code >= 400:
-                    raise Unavailable(
-                        PROVIDER,
-                        f"Video download failed: HTTP {resp.status_code}",
-                        status_code=resp.status_code,
-                    )
-                async for chunk in resp.aiter_bytes(_CHUNK):
-                    yield chunk
-        except httpx.TransportError as exc:
-            raise Unavailable(PROVIDER, f"Video download failed: {exc!r}") from exc
-
-    async def cancel(self, task: VendorTask) -> None:
-        raise Unsupported(PROVIDER, "Jimeng (Volcengine cv) has no cancel action.")
+    def download(self, task: VendorTask, snap: TaskSnapshot) -> AsyncIterator[bytes]:
+        # a pre-signed object URL: no Volcengine signature
+        expired = "Jimeng's video URL has expired (it is valid for 1 hour)."
+        return stream(self._client, PROVIDER, snap.video_url, expired=expired)

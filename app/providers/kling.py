@@ -39,12 +39,12 @@ from app.providers.base import (
     VideoStatus,
 )
 from app.providers.capabilities import ModelCaps, aspect_ratio
+from app.providers.http import by_status, json_body, progress, request, retry_after, stream
 
 log = logging.getLogger(__name__)
 
 PROVIDER: Final = "kling"
 DEFAULT_BASE_URL: Final = "https://api-singapore.klingai.com"
-IMAGE_TRANSPORT: Final = "either"  # http(s) URL or raw base64, never a data: URL
 
 T2V: Final = "text2video"
 I2V: Final = "image2video"
@@ -54,7 +54,6 @@ FAMILIES: Final = (T2V, I2V, EXTEND)
 TOKEN_TTL: Final = 1800  # the official samples' exp = now + 30 min
 TOKEN_SKEW: Final = 5  # the official samples' nbf = now - 5
 TOKEN_REFRESH_MARGIN: Final = 60  # mint a new token this long before the cached one expires
-CHUNK: Final = 64 * 1024
 
 # --------------------------------------------------------------------------------------------
 # Capability table (§10, capability map). Kling renders 720p in std and, on the two-tier models,
@@ -153,7 +152,6 @@ STATUS: dict[str, VideoStatus] = {
     "succeed": VideoStatus.completed,  # sic: the classic API spells it "succeed"
     "failed": VideoStatus.failed,
 }
-_PROGRESS: Final = {VideoStatus.queued: 0, VideoStatus.in_progress: 50, VideoStatus.completed: 100}
 
 ERRORS: dict[int, type[ProviderError]] = {
     1000: AuthFailed,
@@ -188,7 +186,7 @@ def map_error(http_status: int, body: dict[str, Any] | None, *, retry_after: flo
     message = str(body.get("message") or f"Kling returned HTTP {http_status}")
     cls = ERRORS.get(code) if isinstance(code, int) else None
     if cls is None:
-        cls = _by_range(code) or _by_status(http_status)
+        cls = _by_range(code) or by_status(http_status)
     vendor_code = str(code) if code is not None else f"http_{http_status}"
     if cls is RateLimited:
         retry_after = max(retry_after or 0.0, _MIN_BACKOFF)
@@ -205,16 +203,6 @@ def _by_range(code: Any) -> type[ProviderError] | None:
     if code >= 5000:
         return Unavailable
     return None
-
-
-def _by_status(http_status: int) -> type[ProviderError]:
-    if http_status == 429:
-        return RateLimited
-    if http_status in (401, 403):
-        return AuthFailed
-    if http_status >= 500:
-        return Unavailable
-    return Rejected  # other 4xx, or an unknown non-zero code on HTTP 200
 
 
 # --------------------------------------------------------------------------------------------
@@ -463,7 +451,7 @@ def snapshot(raw: dict[str, Any]) -> TaskSnapshot:
         )
     video = task.task_result.videos[0] if task.task_result and task.task_result.videos else None
     if status != VideoStatus.completed:
-        return TaskSnapshot(status=status, progress=_PROGRESS[status], meta=meta)
+        return TaskSnapshot(status=status, progress=progress(status), meta=meta)
     if video is None or not video.url:
         return TaskSnapshot(
             status=VideoStatus.failed,
@@ -546,33 +534,11 @@ class KlingProvider:
         """After a crash between submit and commit: the task Kling already holds for `req`, if any."""
         return await self.find_by_external_id(req.task_id, family=family_for(req))
 
-    async def download(self, task: VendorTask, snap: TaskSnapshot) -> AsyncIterator[bytes]:
-        if not snap.video_url:
-            raise Unavailable(PROVIDER, "task has no video URL yet", vendor_code="no_output")
-        try:
-            # the CDN URL is pre-authorised: our bearer token must not travel to it
-            async with self._client.stream("GET", snap.video_url) as resp:
-                if resp.status_code in (403, 404, 410):
-                    raise NotFoundAtVendor(
-                        PROVIDER,
-                        "Kling no longer serves this video (kept 30 days)",
-                        vendor_code=f"http_{resp.status_code}",
-                        status_code=resp.status_code,
-                    )
-                if resp.status_code != 200:
-                    raise Unavailable(
-                        PROVIDER,
-                        f"video download returned HTTP {resp.status_code}",
-                        vendor_code=f"http_{resp.status_code}",
-                        status_code=resp.status_code,
-                    )
-                async for chunk in resp.aiter_bytes(CHUNK):
-                    yield chunk
-        except httpx.TransportError as exc:
-            raise Unavailable(PROVIDER, f"video download failed: {exc!r}", vendor_code="transport") from None
-
-    async def cancel(self, task: VendorTask) -> None:
-        raise Unsupported(PROVIDER, "Kling has no cancel endpoint", vendor_code="unsupported")
+    def download(self, task: VendorTask, snap: TaskSnapshot) -> AsyncIterator[bytes]:
+        # the CDN URL is pre-authorised: our bearer token must not travel to it
+        return stream(
+            self._client, PROVIDER, snap.video_url, expired="Kling no longer serves this video (kept 30 days)"
+        )
 
     # ----------------------------------------------------------------------------------------
 
@@ -593,20 +559,17 @@ class KlingProvider:
         return str(video_id)
 
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        try:
-            resp = await self._client.request(
-                method,
-                f"{self._base}{path}",
-                json=body,
-                auth=self._auth,
-                headers={"Content-Type": "application/json"},
-            )
-        except httpx.TransportError as exc:
-            raise Unavailable(PROVIDER, f"Kling unreachable: {exc!r}", vendor_code="transport") from None
-        try:
-            payload = resp.json()
-        except ValueError:
-            payload = None
+        resp = await request(
+            self._client,
+            PROVIDER,
+            method,
+            f"{self._base}{path}",
+            vendor="Kling",
+            json=body,
+            auth=self._auth,
+            headers={"Content-Type": "application/json"},
+        )
+        payload = json_body(resp)
         if not isinstance(payload, dict):
             if resp.status_code < 400 or resp.status_code >= 500:
                 raise Unavailable(
@@ -615,7 +578,7 @@ class KlingProvider:
                     vendor_code="bad_body",
                     status_code=resp.status_code,
                 )
-            raise map_error(resp.status_code, None, retry_after=_retry_after(resp))
+            raise map_error(resp.status_code, None, retry_after=retry_after(resp.headers))
         if resp.status_code != 200 or payload.get("code") != 0:
             if resp.status_code == 404 and payload.get("code") == 1203 and method == "GET":
                 raise NotFoundAtVendor(
@@ -624,7 +587,7 @@ class KlingProvider:
                     vendor_code="1203",
                     status_code=404,
                 )
-            raise map_error(resp.status_code, payload, retry_after=_retry_after(resp))
+            raise map_error(resp.status_code, payload, retry_after=retry_after(resp.headers))
         data = payload.get("data")
         if not isinstance(data, dict):
             raise Unavailable(PROVIDER, "Kling reply has no data object", vendor_code="bad_body")
@@ -641,11 +604,3 @@ def _parse_task(data: dict[str, Any]) -> _Task:
 def _family_of(task: VendorTask) -> str:
     family = task.meta.get("family", T2V)
     return family if family in FAMILIES else T2V
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None

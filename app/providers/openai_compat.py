@@ -14,9 +14,7 @@ is JSON, so there it is a JSON object. OpenAI itself documents no metadata field
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import time
 from collections.abc import AsyncIterator, Generator, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -34,17 +32,16 @@ from app.providers.base import (
     Rejected,
     TaskSnapshot,
     Unavailable,
-    Unsupported,
     VendorTask,
     VideoStatus,
 )
 from app.providers.capabilities import ModelCaps
+from app.providers.http import progress, request, retry_after, stream
 
 log = logging.getLogger("vidgate.providers.openai_compat")
 
 PROVIDER = "openai_compat"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-IMAGE_TRANSPORT = "either"  # bytes go up as the `input_reference` file part, URLs as input_reference[image_url]
 VARIANTS = ("video", "thumbnail", "spritesheet")
 
 _SIZES: tuple[tuple[int, int], ...] = ((720, 1280), (1280, 720), (1024, 1792), (1792, 1024))
@@ -105,7 +102,6 @@ STATUS: dict[str, VideoStatus] = {
     "canceled": VideoStatus.failed,
     "expired": VideoStatus.failed,  # guide: the asset is gone, nothing left to download
 }
-_SYNTHETIC_PROGRESS = {VideoStatus.queued: 0, VideoStatus.in_progress: 50, VideoStatus.completed: 100}
 # failed-without-error-object spellings that still deserve a specific code
 _FAILED_CODES = {"cancelled": "cancelled", "canceled": "cancelled", "expired": "expired"}
 
@@ -211,11 +207,6 @@ def snapshot(raw: dict[str, Any]) -> TaskSnapshot:
     if status is None:
         log.warning("openai_compat: unknown upstream status %r for %s", spelling, raw.get("id"))
         status = VideoStatus.in_progress
-    progress = _int(raw.get("progress"))
-    if status is VideoStatus.completed or progress is None:
-        progress = _SYNTHETIC_PROGRESS.get(status, progress)
-    if progress is not None:
-        progress = max(0, min(100, progress))
     error_code = error_message = None
     if status is VideoStatus.failed:
         message, typ, code = _error_fields({"error": raw.get("error")})
@@ -225,7 +216,7 @@ def snapshot(raw: dict[str, Any]) -> TaskSnapshot:
     meta = {k: raw[k] for k in ("url", "expires_at", "model") if raw.get(k) is not None}
     return TaskSnapshot(
         status=status,
-        progress=progress,
+        progress=progress(status, _int(raw.get("progress"))),
         error_code=error_code,
         error_message=error_message,
         seconds=_int(raw.get("seconds")),
@@ -273,26 +264,6 @@ def map_error(http_status: int, body: Any, *, retry_after: float | None = None) 
     if http_status >= 400 or code or typ:
         return Rejected(PROVIDER, text, **kw)
     return Unavailable(PROVIDER, text, **kw)
-
-
-def retry_after(headers: httpx.Headers) -> float | None:
-    """`retry-after-ms` (float ms), else `retry-after` (seconds or HTTP date), as openai-python reads them."""
-    if ms := headers.get("retry-after-ms"):
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 def poll_after(headers: httpx.Headers) -> float | None:
@@ -347,10 +318,7 @@ class OpenAICompatProvider:
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> tuple[dict[str, Any], httpx.Headers]:
         """One request → (JSON object, headers), or the right ProviderError (HTTP-200 error bodies too)."""
-        try:
-            resp = await self._client.request(method, url, auth=self._auth, **kwargs)
-        except httpx.HTTPError as exc:
-            raise Unavailable(PROVIDER, f"Upstream unreachable: {type(exc).__name__}: {exc}") from exc
+        resp = await request(self._client, PROVIDER, method, url, vendor="Upstream", auth=self._auth, **kwargs)
         body = _parse_json(resp)
         if resp.status_code >= 400:
             raise map_error(resp.status_code, body, retry_after=retry_after(resp.headers))
@@ -443,27 +411,17 @@ class OpenAICompatProvider:
         async for chunk in self._stream(self._url(task.vendor_task_id, "content"), {"variant": variant}):
             yield chunk
 
-    async def _stream(self, url: str, params: dict[str, str]) -> AsyncIterator[bytes]:
+    def _stream(self, url: str, params: dict[str, str]) -> AsyncIterator[bytes]:
         # The key only ever goes to the configured upstream; a foreign asset URL is fetched anonymously
         # (httpx also drops Authorization when a redirect leaves the origin).
-        auth = self._auth if url.startswith(self.base_url + "/") else None
-        try:
-            async with self._client.stream(
-                "GET",
-                url,
-                params=params,
-                auth=auth,
-                follow_redirects=True,
-                headers={"Accept": "application/binary"},
-            ) as resp:
-                ctype = resp.headers.get("content-type", "")
-                if resp.status_code >= 400 or ctype.startswith("application/json"):
-                    await resp.aread()
-                    raise map_error(resp.status_code, _parse_json(resp), retry_after=retry_after(resp.headers))
-                async for chunk in resp.aiter_bytes(self.chunk_size):
-                    yield chunk
-        except httpx.HTTPError as exc:
-            raise Unavailable(PROVIDER, f"Download interrupted: {type(exc).__name__}: {exc}") from exc
-
-    async def cancel(self, task: VendorTask) -> None:
-        raise Unsupported(PROVIDER, "The OpenAI Videos API has no cancel endpoint.", vendor_code="unsupported")
+        return stream(
+            self._client,
+            PROVIDER,
+            url,
+            auth=self._auth if url.startswith(self.base_url + "/") else None,
+            params=params,
+            headers={"Accept": "application/binary"},
+            follow_redirects=True,
+            error=lambda resp: map_error(resp.status_code, _parse_json(resp), retry_after=retry_after(resp.headers)),
+            chunk_size=self.chunk_size,
+        )

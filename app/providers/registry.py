@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,48 +17,22 @@ from typing import Any
 
 import httpx
 
-from app.channels.config import (
-    VENDOR_CREDENTIALS,
-    VENDOR_SETTINGS_PREFIX,
-    ChannelConfig,
-    GatewayConfig,
-    effective_config,
-)
+from app.channels.config import ChannelConfig, GatewayConfig, effective_config
 from app.config import Settings
 from app.providers.base import VideoProvider
 from app.providers.capabilities import ModelCaps
-from app.providers.sandbox import MODELS as SANDBOX_MODELS
-from app.providers.sandbox import SandboxProvider
+from app.providers.vendors import BUILTIN, VENDORS, Construct, ImageTransport
 
 log = logging.getLogger("vidgate.providers")
-
-# vendor → (module, class); constructor: (client, *, <credentials>, base_url=...)
-VENDOR_CLASSES: dict[str, tuple[str, str]] = {
-    "openai_compat": ("app.providers.openai_compat", "OpenAICompatProvider"),
-    "wanxiang": ("app.providers.wanxiang", "WanxiangProvider"),
-    "kling": ("app.providers.kling", "KlingProvider"),
-    "jimeng": ("app.providers.jimeng", "JimengProvider"),
-    "vidu": ("app.providers.vidu", "ViduProvider"),
-}
-
-# how error messages and hints name each vendor
-VENDOR_TITLES: dict[str, str] = {
-    "sandbox": "built-in sandbox",
-    "openai_compat": "OpenAI-compatible",
-    "wanxiang": "Aliyun Wanxiang",
-    "kling": "Kling",
-    "jimeng": "Jimeng (Volcengine)",
-    "vidu": "Vidu",
-}
 
 
 @functools.cache
 def declared_models() -> dict[str, str]:
-    """Every model name some vendor module declares (its `MODELS` table) -> that vendor."""
-    owners: dict[str, str] = {caps.name: "sandbox" for caps in SANDBOX_MODELS}
-    for vendor, (module_name, _) in VENDOR_CLASSES.items():
-        for caps in importlib.import_module(module_name).MODELS:
-            owners.setdefault(caps.name, vendor)
+    """Every model name some vendor declares (its catalog) -> that vendor; the first row wins."""
+    owners: dict[str, str] = {}
+    for spec in VENDORS.values():
+        for caps in spec.model_caps():
+            owners.setdefault(caps.name, spec.name)
     return owners
 
 
@@ -72,14 +45,12 @@ def enable_hint(model: str) -> str | None:
     vendor = declared_models().get(model)
     if vendor is None:
         return None
-    title = VENDOR_TITLES.get(vendor, vendor)
-    if vendor == "sandbox":
-        how = "set VIDGATE_SANDBOX_ENABLED=true (or sandbox: true in VIDGATE_CONFIG)"
-    else:
-        prefix = VENDOR_SETTINGS_PREFIX[vendor]
-        names = " and ".join(f"VIDGATE_{prefix}_{cred}".upper() for cred in VENDOR_CREDENTIALS[vendor])
+    spec = VENDORS[vendor]
+    how = spec.how_to_enable
+    if how is None:
+        names = " and ".join(f"VIDGATE_{spec.setting(cred)}".upper() for cred in spec.credential_fields)
         how = f"set {names} (or add a channel with vendor: {vendor} serving it to VIDGATE_CONFIG)"
-    return f"Model '{model}' is served by the {title} vendor, which is not enabled for it on this gateway: {how}."
+    return f"Model '{model}' is served by the {spec.title} vendor, which is not enabled for it on this gateway: {how}."
 
 
 def fingerprint(vendor: str, base_url: str | None, credentials: dict[str, str]) -> str:
@@ -93,7 +64,7 @@ class Channel:
     vendor: str
     provider: VideoProvider
     models: dict[str, ModelCaps]
-    image_transport: str
+    image_transport: ImageTransport
     fingerprint: str
     base_url: str | None = None
     priority: int = 0
@@ -110,10 +81,6 @@ class Route:
     requested: str
     caps: ModelCaps
     channels: tuple[Channel, ...]
-
-    @property
-    def provider(self) -> VideoProvider:
-        return self.channels[0].provider
 
     @property
     def image_transport(self) -> str:
@@ -170,40 +137,24 @@ class ProviderRegistry:
                 return ch
         return self.retired.get(fp)
 
-    def get(self, provider_name: str) -> VideoProvider | None:
-        """The first live channel of a vendor (rows from before channels existed)."""
-        for ch in self.channels.values():
-            if ch.vendor == provider_name:
-                return ch.provider
-        return None
-
     @property
     def providers(self) -> dict[str, VideoProvider]:
         return {name: ch.provider for name, ch in self.channels.items()}
 
 
 def build_channel(cfg: ChannelConfig, settings: Settings, client: httpx.AsyncClient) -> Channel:
-    if cfg.vendor == "sandbox":
-        provider: Any = SandboxProvider(
-            work_dir=Path(settings.storage_dir) / "sandbox",
-            latency_ms=settings.sandbox_latency_ms,
-            progress_steps=settings.sandbox_progress_steps,
-            fps=settings.sandbox_fps,
+    spec = VENDORS[cfg.vendor]
+    provider = spec.create(
+        Construct(
+            client=client,
+            credentials=dict(cfg.credentials),
+            base_url=cfg.base_url,
+            models=tuple(cfg.models) if cfg.models else None,
+            options={opt.field: getattr(settings, spec.setting(opt.field)) for opt in spec.options},
+            storage_dir=Path(settings.storage_dir),
         )
-        declared: tuple[ModelCaps, ...] = SANDBOX_MODELS
-        transport = "bytes"
-    else:
-        module_name, class_name = VENDOR_CLASSES[cfg.vendor]
-        module = importlib.import_module(module_name)
-        kwargs: dict[str, Any] = dict(cfg.credentials)
-        if cfg.base_url:
-            kwargs["base_url"] = cfg.base_url.rstrip("/")
-        if cfg.vendor == "openai_compat" and cfg.models:
-            kwargs["models"] = tuple(cfg.models)
-        provider = getattr(module, class_name)(client, **kwargs)
-        declared = tuple(getattr(provider, "models", None) or module.MODELS)
-        transport = getattr(module, "IMAGE_TRANSPORT", "either")
-    caps = {c.name: c for c in declared}
+    )
+    caps = {c.name: c for c in spec.model_caps(tuple(cfg.models) if cfg.models else None)}
     if cfg.models is not None:
         unknown = [m for m in cfg.models if m not in caps]
         if unknown:
@@ -214,10 +165,10 @@ def build_channel(cfg: ChannelConfig, settings: Settings, client: httpx.AsyncCli
         vendor=cfg.vendor,
         provider=provider,
         models=caps,
-        image_transport=transport,
-        # the sandbox has no credentials: its name tells its channels apart
+        image_transport=spec.image_transport,
+        # a vendor without credentials (the sandbox): its channel's name tells its channels apart
         fingerprint=fingerprint(
-            cfg.vendor, cfg.base_url or (cfg.name if cfg.vendor == "sandbox" else None), cfg.credentials
+            cfg.vendor, cfg.base_url or (cfg.name if not spec.credentials else None), cfg.credentials
         ),
         base_url=cfg.base_url,
         priority=cfg.priority,
@@ -237,15 +188,15 @@ def build_registry(
         registry.add(build_channel(cfg, settings, client))
         log.info("channel %s (%s) enabled", cfg.name, cfg.vendor)
     sandbox_on = config.sandbox if config.sandbox is not None else settings.sandbox_enabled
-    if sandbox_on and "sandbox" not in registry.channels:
-        registry.add(build_channel(ChannelConfig(name="sandbox", vendor="sandbox"), settings, client))
+    if sandbox_on and BUILTIN not in registry.channels:
+        registry.add(build_channel(ChannelConfig(name=BUILTIN, vendor=BUILTIN), settings, client))
     for alias, target in config.aliases.items():
         if target not in registry.models:
             raise ValueError(f"alias {alias!r} points at {target!r}, which no channel serves")
         registry.aliases[alias] = target
-    if "sandbox" in registry.models:
+    if BUILTIN in registry.models:  # the sandbox's one model has its name
         # SDK defaults (`sora-2`) work out of the box, unless a real upstream or an alias serves them
         for alias in settings.sandbox_alias_list:
             if alias not in registry.aliases:
-                registry.alias(alias, "sandbox")
+                registry.alias(alias, BUILTIN)
     return registry

@@ -35,13 +35,12 @@ from app.providers.base import (
     VideoStatus,
 )
 from app.providers.capabilities import ModelCaps, aspect_ratio
+from app.providers.http import json_body, progress, request, retry_after, stream
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "vidu"
 DEFAULT_BASE_URL = "https://api.vidu.com"
-# Vidu takes a public URL or a `data:image/...;base64,` URI in `images[]`.
-IMAGE_TRANSPORT = "either"
 
 Endpoint = Literal["text2video", "img2video", "start-end2video", "reference2video"]
 
@@ -170,8 +169,6 @@ STATUS: dict[str, VideoStatus] = {
     "success": VideoStatus.completed,
     "failed": VideoStatus.failed,
 }
-
-_PROGRESS = {"created": 0, "queueing": 0, "scheduled": 0, "processing": 50, "success": 100}
 
 # Error Code page: reason → readable message (also used for `err_code` of failed tasks).
 ERROR_MESSAGES: dict[str, str] = {
@@ -375,7 +372,6 @@ def snapshot(raw: dict[str, Any]) -> TaskSnapshot:
         log.warning("vidu: unknown task state %r; treating as in progress", task.state)
         status = VideoStatus.in_progress
     meta: dict[str, Any] = {"state": task.state, "credits": task.credits}
-    progress = int(task.progress) if task.progress is not None else _PROGRESS.get(task.state, 50)
     # Off-peak tasks may wait up to 48 h; polling them every few seconds only burns requests.
     poll_after = 300.0 if task.off_peak and status not in {VideoStatus.completed, VideoStatus.failed} else None
     if status is VideoStatus.failed:
@@ -393,7 +389,8 @@ def snapshot(raw: dict[str, Any]) -> TaskSnapshot:
         meta.update(creation_id=creation.id, cover_url=creation.cover_url)
         # `watermarked_url` only exists when the client asked for `watermark`.
         return TaskSnapshot(status=status, progress=100, video_url=creation.watermarked_url or creation.url, meta=meta)
-    return TaskSnapshot(status=status, progress=progress, poll_after=poll_after, meta=meta)
+    reported = int(task.progress) if task.progress is not None else None
+    return TaskSnapshot(status=status, progress=progress(status, reported), poll_after=poll_after, meta=meta)
 
 
 def map_error(http_status: int, body: Any, *, retry_after: float | None = None) -> ProviderError:
@@ -464,29 +461,26 @@ class ViduProvider:
         self._timeout = timeout
 
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        try:
-            resp = await self._client.request(
-                method,
-                url=f"{self._base}/ent/v2{path}",
-                json=body,
-                auth=self._auth,
-                headers={"Accept": "application/json", "Content-Type": "application/json"},
-                timeout=self._timeout,
-            )
-        except httpx.TransportError as exc:
-            raise Unavailable(PROVIDER, f"Vidu unreachable: {exc!r}") from exc
+        resp = await request(
+            self._client,
+            PROVIDER,
+            method,
+            f"{self._base}/ent/v2{path}",
+            vendor="Vidu",
+            json=body,
+            auth=self._auth,
+            headers={"Accept": "application/json", "Content-Type": "application/json"},
+            timeout=self._timeout,
+        )
         if resp.is_success and not resp.content:
             return {}  # cancel answers `{}`; tolerate a bare 200 as well
-        try:
-            data: Any = resp.json()
-        except ValueError:
-            data = None
+        data = json_body(resp)
         if resp.status_code >= 400:
-            raise map_error(resp.status_code, data, retry_after=_retry_after(resp))
+            raise map_error(resp.status_code, data, retry_after=retry_after(resp.headers))
         if not isinstance(data, dict):
             raise Unavailable(PROVIDER, "Vidu returned a non-JSON body", status_code=resp.status_code)
         if _is_error_body(data):
-            raise map_error(resp.status_code, data, retry_after=_retry_after(resp))
+            raise map_error(resp.status_code, data, retry_after=retry_after(resp.headers))
         return data
 
     async def submit(self, req: GenerationRequest) -> VendorTask:
@@ -533,30 +527,10 @@ class ViduProvider:
             height=size[1] if size else None,
         )
 
-    async def download(self, task: VendorTask, snap: TaskSnapshot) -> AsyncIterator[bytes]:
-        if not snap.video_url:
-            raise NotFoundAtVendor(PROVIDER, "task has no video URL")
-        try:
-            # The creation URL is pre-signed: no Authorization header.
-            async with self._client.stream("GET", snap.video_url, timeout=self._timeout) as resp:
-                if resp.status_code in {403, 404, 410}:
-                    raise NotFoundAtVendor(PROVIDER, "Vidu result URL expired or missing", status_code=resp.status_code)
-                if resp.status_code >= 400:
-                    raise Unavailable(
-                        PROVIDER, f"download failed: HTTP {resp.status_code}", status_code=resp.status_code
-                    )
-                async for chunk in resp.aiter_bytes(64 * 1024):
-                    yield chunk
-        except httpx.TransportError as exc:
-            raise Unavailable(PROVIDER, f"download interrupted: {exc!r}") from exc
+    def download(self, task: VendorTask, snap: TaskSnapshot) -> AsyncIterator[bytes]:
+        # The creation URL is pre-signed: no Authorization header.
+        expired = "Vidu result URL expired or missing"
+        return stream(self._client, PROVIDER, snap.video_url, expired=expired, timeout=self._timeout)
 
     async def cancel(self, task: VendorTask) -> None:
         await self._call("POST", f"/tasks/{task.vendor_task_id}/cancel", {"id": task.vendor_task_id})
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

@@ -30,13 +30,12 @@ from app.providers.base import (
     VideoStatus,
 )
 from app.providers.capabilities import ModelCaps
+from app.providers.http import by_status, json_body, progress, request, retry_after, stream
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "wanxiang"
 DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com"
-# DashScope takes a public URL or a `data:{mime};base64,…` URI for every image field (§4.1).
-IMAGE_TRANSPORT = "either"
 POLL_INTERVAL = 15.0  # the vendor's recommended query interval (§7)
 
 CREATE_PATHS = {
@@ -223,7 +222,6 @@ STATUS: dict[str, VideoStatus] = {
     "CANCELED": VideoStatus.failed,
     "UNKNOWN": VideoStatus.failed,  # no such task, or purged after 24 h
 }
-_PROGRESS = {VideoStatus.queued: 0, VideoStatus.in_progress: 50, VideoStatus.completed: 100}
 # CANCELED / UNKNOWN tasks carry no output.code; give clients a stable one.
 _TERMINAL_DEFAULTS = {
     "FAILED": ("TaskFailed", "The video generation task failed."),
@@ -303,20 +301,19 @@ def snapshot(raw: dict[str, Any]) -> TaskSnapshot:
             seconds=round(produced) if produced else None,
             meta=meta,
         )
-    return TaskSnapshot(status=status, progress=_PROGRESS[status], poll_after=POLL_INTERVAL, meta=meta)
+    return TaskSnapshot(status=status, progress=progress(status), poll_after=POLL_INTERVAL, meta=meta)
 
 
 def _error_class(http_status: int, code: str) -> type[ProviderError]:
     if http_status == 429 or code.startswith("Throttling"):
         return RateLimited
     # AccessDenied covers an unactivated model and a missing async header: an operator problem either way.
-    if http_status in {401, 403} or code == "InvalidApiKey" or code.startswith("AccessDenied"):
+    if code == "InvalidApiKey" or code.startswith("AccessDenied"):
         return AuthFailed
-    if http_status >= 500 or http_status in {404, 408}:
+    cls = by_status(http_status)
+    if cls is Rejected and (http_status in {404, 408} or code.startswith(("InternalError", "RequestTimeOut"))):
         return Unavailable
-    if code.startswith(("InternalError", "RequestTimeOut")):
-        return Unavailable
-    return Rejected
+    return cls
 
 
 def map_error(http_status: int, body: dict[str, Any] | None, *, retry_after: float | None = None) -> ProviderError:
@@ -349,13 +346,6 @@ class DashScopeAuth(httpx.Auth):
         yield request
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
-    try:
-        return float(resp.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
-
-
 class WanxiangProvider:
     """Tongyi Wanxiang via DashScope's native task API."""
 
@@ -374,20 +364,16 @@ class WanxiangProvider:
         self._base = base_url.rstrip("/")
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> tuple[httpx.Response, dict[str, Any]]:
-        try:
-            resp = await self._client.request(method, f"{self._base}{path}", auth=self._auth, **kwargs)
-        except httpx.TransportError as exc:
-            raise Unavailable(PROVIDER, f"DashScope unreachable: {type(exc).__name__}") from exc
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
+        resp = await request(
+            self._client, PROVIDER, method, f"{self._base}{path}", vendor="DashScope", auth=self._auth, **kwargs
+        )
+        body = json_body(resp)
         if not isinstance(body, dict):
             if resp.is_success:
                 raise Unavailable(PROVIDER, "DashScope sent a non-JSON body.", status_code=resp.status_code)
-            raise map_error(resp.status_code, None, retry_after=_retry_after(resp))
+            raise map_error(resp.status_code, None, retry_after=retry_after(resp.headers))
         if not resp.is_success or body.get("code"):
-            raise map_error(resp.status_code, body, retry_after=_retry_after(resp))
+            raise map_error(resp.status_code, body, retry_after=retry_after(resp.headers))
         return resp, body
 
     async def submit(self, req: GenerationRequest) -> VendorTask:
@@ -410,28 +396,11 @@ class WanxiangProvider:
             raise
         return snapshot(body)
 
-    async def download(self, task: VendorTask, snap: TaskSnapshot) -> AsyncIterator[bytes]:
-        if not snap.video_url:
-            raise NotFoundAtVendor(PROVIDER, "The task has no video URL.")
-        try:
-            # A pre-signed OSS URL: no auth, so our key never leaves for the storage host.
-            async with self._client.stream("GET", snap.video_url) as resp:
-                if resp.status_code in {403, 404}:
-                    raise NotFoundAtVendor(
-                        PROVIDER,
-                        "The DashScope result URL has expired (valid 24 h).",
-                        status_code=resp.status_code,
-                    )
-                if not resp.is_success:
-                    raise Unavailable(
-                        PROVIDER,
-                        f"Result download failed with HTTP {resp.status_code}.",
-                        status_code=resp.status_code,
-                    )
-                async for chunk in resp.aiter_bytes(64 * 1024):
-                    yield chunk
-        except httpx.TransportError as exc:
-            raise Unavailable(PROVIDER, f"Result download failed: {type(exc).__name__}") from exc
+    def download(self, task: VendorTask, snap: TaskSnapshot) -> AsyncIterator[bytes]:
+        # A pre-signed OSS URL: no auth, so our key never leaves for the storage host.
+        return stream(
+            self._client, PROVIDER, snap.video_url, expired="The DashScope result URL has expired (valid 24 h)."
+        )
 
     async def cancel(self, task: VendorTask) -> None:
         # Only PENDING tasks can be canceled; otherwise DashScope answers 400 (→ Rejected).

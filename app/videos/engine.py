@@ -31,10 +31,11 @@ from app.providers import base as pb
 from app.providers.registry import Channel
 from app.storage import StorageError
 from app.usage import service as usage
-from app.videos import janitor, service, submission
+from app.videos import janitor, submission
 from app.videos import repository as repo
 from app.videos.links import VARIANT_FILES
 from app.videos.models import Video
+from app.videos.upstream import provider_error
 from app.webhooks.service import enqueue_video_event
 
 log = logging.getLogger("vidgate.engine")
@@ -168,10 +169,10 @@ class TaskEngine:
             log.error("task %s: the channel that created it (%s) is unknown here", row.id, row.channel)
             await self._reschedule(row, delay=self.settings.poll_max_interval_ms / 1000, errors=row.poll_errors + 1)
             return
-        provider = channel.provider if channel is not None else self.gw.registry.get(row.provider)
-        if provider is None:
+        if channel is None:
             await self._fail(row, "provider_unavailable", f"Provider '{row.provider}' is no longer configured.")
             return
+        provider = channel.provider
         task = pb.VendorTask(row.provider, row.vendor_task_id, dict(row.vendor_meta or {}))
         await self._pace(channel)
         started = now()
@@ -210,9 +211,9 @@ class TaskEngine:
     async def _recover(self, row: Video) -> bool:
         """The submit that a crash interrupted may have reached its channel: look before submitting again."""
         channel = await channels.channel_by_fingerprint(self.gw, row.channel_fp)
-        recover = getattr(channel.provider, "recover", None) if channel is not None else None
-        if channel is None or recover is None:
+        if channel is None or not isinstance(channel.provider, pb.Recoverable):
             return False
+        recover = channel.provider.recover
         req = await submission.build_request(self.gw, row)
         try:
             found = await recover(req)
@@ -253,7 +254,7 @@ class TaskEngine:
                 await s.commit()
             return
         except pb.ProviderError as exc:
-            err = service.provider_error(exc)
+            err = provider_error(exc)
             await self._fail(row, err.code or "vendor_rejected", err.message)
             return
         await submission.record_submitted(self.gw, row, channel, vtask, owner=self.owner)
@@ -293,10 +294,11 @@ class TaskEngine:
                 )
                 if attempts >= MAX_DOWNLOAD_ATTEMPTS:
                     await storage.delete_prefix(f"videos/{row.id}")
-                    try:
-                        await provider.cancel(task)  # the vendor's side may hold files for it (the sandbox does)
-                    except Exception as cancel_exc:  # most vendors cannot cancel a finished task: no matter
-                        log.debug("task %s: cancel after giving up: %r", row.id, cancel_exc)
+                    if isinstance(provider, pb.Cancellable):
+                        try:
+                            await provider.cancel(task)  # the vendor's side may hold files for it (the sandbox does)
+                        except Exception as cancel_exc:  # most vendors cannot cancel a finished task: no matter
+                            log.debug("task %s: cancel after giving up: %r", row.id, cancel_exc)
                     if full:
                         await self._fail(
                             row,
@@ -363,7 +365,7 @@ class TaskEngine:
     ) -> None:
         """Thumbnail and spritesheet: the vendor's own when it serves them, else made from the video."""
         makers = {"thumbnail": derive.make_thumbnail, "spritesheet": derive.make_spritesheet}
-        fetch = getattr(provider, "download_variant", None)
+        fetch = provider.download_variant if isinstance(provider, pb.ServesVariants) else None
         for variant, make in makers.items():
             if fetch is not None:
                 try:

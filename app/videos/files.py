@@ -8,8 +8,8 @@ from fastapi.responses import Response
 from app import errors
 from app.db import now
 from app.deps import GatewayDep, SessionDep
+from app.videos import reads
 from app.videos import repository as repo
-from app.videos import service
 
 router = APIRouter(prefix="/files", tags=["files"], include_in_schema=False)
 
@@ -28,9 +28,9 @@ async def signed_video(
     _check(gw, "video", video_id, variant, expires, signature)
     row = await repo.get(session, video_id)
     if row is None or row.deleted_at is not None:
-        raise service.not_found(video_id)
-    await service.check_link_owner(session, row)
-    return await service.serve_asset(gw, row, variant, request, disposition="inline")
+        raise reads.not_found(video_id)
+    await reads.check_link_owner(session, row)
+    return await reads.serve_asset(gw, row, variant, request, disposition="inline")
 
 
 @router.api_route("/inputs/{video_id}/{name}", methods=["GET", "HEAD"])

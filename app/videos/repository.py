@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -149,6 +149,61 @@ async def expired_unpurged(session: AsyncSession, *, limit: int = 100) -> Sequen
     ).all()
 
 
+# -- settlement, the operators' views, metrics
+
+
+async def mark_settled(session: AsyncSession, video_id: str, *, charged: float) -> bool:
+    """Record the task's charge (a refund when 0) unless it was settled already: compare-and-set, so once."""
+    result = await session.execute(
+        update(Video)
+        .where(Video.id == video_id, Video.settlement.is_(None))
+        .values(settlement="charged" if charged > 0 else "refunded", charged_credits=charged, settled_at=now())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def list_all(
+    session: AsyncSession, *, filters: dict[str, str | None], deleted: bool | None, after: Video | None, limit: int
+) -> tuple[list[Video], bool]:
+    """Tasks of every owner, newest first, matching `filters` (column name -> value; None: any)."""
+    q = select(Video)
+    for name, value in filters.items():
+        if value is not None:
+            q = q.where(getattr(Video, name) == value)
+    if deleted is not None:
+        q = q.where(Video.deleted_at.is_not(None) if deleted else Video.deleted_at.is_(None))
+    if after is not None:
+        q = q.where(
+            or_(
+                Video.created_ns < after.created_ns,
+                and_(Video.created_ns == after.created_ns, Video.id < after.id),
+            )
+        )
+    q = q.order_by(Video.created_ns.desc(), Video.id.desc()).limit(limit + 1)
+    rows = list((await session.scalars(q)).all())
+    return rows[:limit], len(rows) > limit
+
+
+async def unfinished_by_channel(session: AsyncSession) -> dict[str, int]:
+    """Unfinished tasks per channel fingerprint (deleted ones too: they are still polled)."""
+    q = (
+        select(Video.channel_fp, func.count())
+        .where(Video.status.in_(ACTIVE), Video.channel_fp.is_not(None))
+        .group_by(Video.channel_fp)
+    )
+    return {str(fp): int(n) for fp, n in (await session.execute(q)).all()}
+
+
+async def count_by_provider_status(session: AsyncSession) -> list[tuple[str, str, int]]:
+    """Live (undeleted) tasks per provider and status, for /metrics."""
+    q = (
+        select(Video.provider, Video.status, func.count())
+        .where(Video.deleted_at.is_(None))
+        .group_by(Video.provider, Video.status)
+    )
+    return [(str(p), str(st), int(n)) for p, st, n in (await session.execute(q)).all()]
+
+
 # -- idempotency keys
 
 
@@ -189,6 +244,11 @@ async def delete_idempotency(session: AsyncSession, api_key_id: str, key: str, *
 async def delete_expired_idempotency(session: AsyncSession, *, before: float) -> int:
     result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at <= before))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def add_character(session: AsyncSession, char: Character) -> None:
+    session.add(char)
+    await session.flush()
 
 
 async def get_character(session: AsyncSession, owner: str, character_id: str) -> Character | None:

@@ -1,4 +1,8 @@
-"""`/v1/videos`: thin handlers — parse, call one service function, return the wire shape."""
+"""`/v1/videos`: thin handlers — parse, call one service function, return the wire shape.
+
+Nothing here commits: the `get_session` dependency commits the request's session (creation hands it
+back before submission).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import errors
 from app.deps import ApiKeyDep, CreatorKeyDep, GatewayDep, SessionDep
 from app.keys.models import ApiKey
-from app.videos import idempotency, openapi, schemas, service, submission
+from app.videos import characters, creation, drafts, idempotency, openapi, reads, schemas
 from app.videos.links import link_base
 from app.videos.models import Video
 from app.videos.parsing import ParsedBody, parse_body
@@ -21,7 +25,7 @@ router = APIRouter(prefix="/v1", tags=["videos"])
 
 
 def _video(gw: Any, request: Request, row: Video) -> dict[str, Any]:
-    return schemas.video_object(row, url=service.signed_url(gw, row, base=link_base(gw.settings, request)))
+    return schemas.video_object(row, url=reads.signed_url(gw, row, base=link_base(gw.settings, request)))
 
 
 def _with_poll_header(gw: Any, request: Request, row: Video, *, replayed: bool = False) -> JSONResponse:
@@ -29,7 +33,7 @@ def _with_poll_header(gw: Any, request: Request, row: Video, *, replayed: bool =
     if replayed:
         resp.headers[idempotency.REPLAYED_HEADER] = "true"
     if row.status in ("queued", "in_progress"):
-        resp.headers["openai-poll-after-ms"] = str(service.poll_after_ms(gw, row))
+        resp.headers["openai-poll-after-ms"] = str(reads.poll_after_ms(gw, row))
     return resp
 
 
@@ -46,26 +50,20 @@ async def _create(
     gw: Any,
     session: AsyncSession,
     key: ApiKey,
-    make_draft: Callable[[ParsedBody], Awaitable[service.Draft]],
+    make_draft: Callable[[ParsedBody], Awaitable[drafts.Draft]],
 ) -> JSONResponse:
     """Draft and submit a video, or answer the one an earlier request with the same Idempotency-Key made."""
     idem_key = idempotency.header_value(request.headers)
     body = await _body(gw, request)
-    claim = await idempotency.claim(idem_key, request.url.path, body)
-    if claim is not None and (earlier := await idempotency.replay(session, key, claim)) is not None:
-        return _with_poll_header(gw, request, await service.get_video(session, key, earlier), replayed=True)
-    draft = await make_draft(body)
-    draft.idempotency = claim
-    # Hand the request's connection back first: submission commits in short sessions of its own, and
-    # requests that each hold one pooled connection while waiting for a second deadlock the pool.
-    await session.commit()
-    row = await submission.submit_draft(gw, key, draft)
-    return _with_poll_header(gw, request, row, replayed=row.id != draft.video.id)
+    row, replayed = await creation.create(
+        gw, session, key, body, idempotency_key=idem_key, path=request.url.path, make_draft=make_draft
+    )
+    return _with_poll_header(gw, request, row, replayed=replayed)
 
 
 @router.post("/videos", summary="Create a video", openapi_extra=openapi.CREATE, **openapi.VIDEO)
 async def create_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
-    return await _create(request, gw, session, key, lambda body: service.draft_create(gw, session, key, body))
+    return await _create(request, gw, session, key, lambda body: drafts.draft_create(gw, session, key, body))
 
 
 @router.get("/videos", summary="List videos", **openapi.VIDEO_LIST)
@@ -91,18 +89,18 @@ async def list_videos(
         raise errors.InvalidRequest(
             f"Invalid 'order': {order!r}; expected 'asc' or 'desc'.", param="order", code="invalid_value"
         )
-    rows, more = await service.list_videos(session, key, after=after or None, limit=n, order=order)
+    rows, more = await reads.list_videos(session, key, after=after or None, limit=n, order=order)
     return schemas.list_object([_video(gw, request, r) for r in rows], has_more=more)
 
 
 @router.post("/videos/edits", summary="Edit a video", openapi_extra=openapi.EDIT, **openapi.VIDEO)
 async def edit_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
-    return await _create(request, gw, session, key, lambda body: service.draft_edit(gw, session, key, body))
+    return await _create(request, gw, session, key, lambda body: drafts.draft_edit(gw, session, key, body))
 
 
 @router.post("/videos/extensions", summary="Extend a video", openapi_extra=openapi.EXTEND, **openapi.VIDEO)
 async def extend_video(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
-    return await _create(request, gw, session, key, lambda body: service.draft_extend(gw, session, key, body))
+    return await _create(request, gw, session, key, lambda body: drafts.draft_extend(gw, session, key, body))
 
 
 @router.post(
@@ -111,30 +109,26 @@ async def extend_video(request: Request, gw: GatewayDep, session: SessionDep, ke
 async def create_character(request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep) -> JSONResponse:
     idem_key = idempotency.header_value(request.headers)
     body = await _body(gw, request)
-    claim = await idempotency.claim(idem_key, request.url.path, body)
-    if claim is not None and (earlier := await idempotency.replay(session, key, claim)) is not None:
-        char, replayed = await service.get_character(session, key, earlier), True
-    else:
-        char, replayed = await service.create_character(gw, session, key, body, claim=claim)
+    char, replayed = await characters.create(gw, session, key, body, idempotency_key=idem_key, path=request.url.path)
     headers = {idempotency.REPLAYED_HEADER: "true"} if replayed else None
     return JSONResponse(schemas.character_object(char), headers=headers)
 
 
 @router.get("/videos/characters/{character_id}", summary="Get a character", **openapi.CHARACTER_OBJ)
 async def get_character(character_id: str, session: SessionDep, key: ApiKeyDep) -> dict[str, Any]:
-    return schemas.character_object(await service.get_character(session, key, character_id))
+    return schemas.character_object(await characters.get_character(session, key, character_id))
 
 
 @router.get("/videos/{video_id}", summary="Retrieve a video", **openapi.VIDEO)
 async def retrieve_video(
     video_id: str, request: Request, gw: GatewayDep, session: SessionDep, key: ApiKeyDep
 ) -> JSONResponse:
-    return _with_poll_header(gw, request, await service.get_video(session, key, video_id))
+    return _with_poll_header(gw, request, await reads.get_video(session, key, video_id))
 
 
 @router.delete("/videos/{video_id}", summary="Delete a video", **openapi.DELETED)
 async def delete_video(video_id: str, gw: GatewayDep, session: SessionDep, key: ApiKeyDep) -> dict[str, Any]:
-    await service.delete_video(gw, session, key, video_id)
+    await reads.delete_video(gw, session, key, video_id)
     return schemas.deleted_object(video_id)
 
 
@@ -153,12 +147,12 @@ async def video_content(
     key: ApiKeyDep,
     variant: str = Query("video"),
 ) -> Response:
-    row = await service.get_video(session, key, video_id)
-    return await service.serve_asset(gw, row, variant, request)
+    row = await reads.get_video(session, key, video_id)
+    return await reads.serve_asset(gw, row, variant, request)
 
 
 @router.post("/videos/{video_id}/remix", summary="Remix a video", openapi_extra=openapi.REMIX, **openapi.VIDEO)
 async def remix_video(
     video_id: str, request: Request, gw: GatewayDep, session: SessionDep, key: CreatorKeyDep
 ) -> JSONResponse:
-    return await _create(request, gw, session, key, lambda body: service.draft_remix(gw, session, key, video_id, body))
+    return await _create(request, gw, session, key, lambda body: drafts.draft_remix(gw, session, key, video_id, body))

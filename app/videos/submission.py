@@ -33,8 +33,10 @@ from app.providers.registry import Channel, Route
 from app.usage import service as usage
 from app.videos import idempotency
 from app.videos import repository as repo
+from app.videos.drafts import IMAGE_EXT, Draft
 from app.videos.models import Video
-from app.videos.service import IMAGE_EXT, Draft, not_found, provider_error
+from app.videos.reads import not_found
+from app.videos.upstream import provider_error
 
 log = logging.getLogger("vidgate.videos")
 

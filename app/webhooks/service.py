@@ -1,4 +1,4 @@
-"""Webhook decisions and SQL: enqueueing video events, and the admin API's endpoint and delivery helpers.
+"""Webhook decisions: enqueueing video events, and the admin API's endpoint and delivery helpers.
 
 Nothing here commits: the task engine enqueues inside the transaction that finishes the video, and the
 admin routes rely on the request session (`get_session`) to commit.
@@ -10,13 +10,13 @@ import json
 from collections.abc import Sequence
 
 import httpx
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import new_id, now
 from app.errors import InvalidRequest, NotFound
 from app.providers.base import VideoStatus
 from app.videos.models import Video
+from app.webhooks import repository as repo
 from app.webhooks import signing
 from app.webhooks.models import (
     EVENT_TYPES,
@@ -46,12 +46,7 @@ async def enqueue_video_event(session: AsyncSession, video: Video, *, status: st
     """
     terminal = status if status is not None else video.status
     event_type = VIDEO_COMPLETED if terminal == VideoStatus.completed.value else VIDEO_FAILED
-    endpoints = await session.scalars(
-        select(WebhookEndpoint).where(
-            WebhookEndpoint.enabled.is_(True),
-            or_(WebhookEndpoint.owner == video.owner, WebhookEndpoint.owner.is_(None)),
-        )
-    )
+    endpoints = await repo.enabled_endpoints_for(session, video.owner)
     # event types are filtered here rather than in SQL: JSON containment differs between SQLite and PostgreSQL
     targets = [ep for ep in endpoints if event_type in (ep.event_types or ())]
     if not targets:
@@ -59,22 +54,22 @@ async def enqueue_video_event(session: AsyncSession, video: Video, *, status: st
     t = now()
     event_id = new_id("evt")
     body = event_body(event_id=event_id, event_type=event_type, video_id=video.id, created_at=int(t))
-    for ep in targets:
-        session.add(
-            WebhookDelivery(
-                id=new_id("whdel"),
-                endpoint_id=ep.id,
-                event_id=event_id,
-                event_type=event_type,
-                video_id=video.id,
-                payload=body,
-                status=PENDING,
-                attempts=0,
-                next_attempt_at=t,
-                created_at=t,
-            )
+    deliveries = [
+        WebhookDelivery(
+            id=new_id("whdel"),
+            endpoint_id=ep.id,
+            event_id=event_id,
+            event_type=event_type,
+            video_id=video.id,
+            payload=body,
+            status=PENDING,
+            attempts=0,
+            next_attempt_at=t,
+            created_at=t,
         )
-    await session.flush()
+        for ep in targets
+    ]
+    await repo.add(session, *deliveries)
     return len(targets)
 
 
@@ -120,18 +115,16 @@ async def create_endpoint(
         description=description,
         created_at=int(now()),
     )
-    session.add(ep)
-    await session.flush()
+    await repo.add(session, ep)
     return ep
 
 
 async def list_endpoints(session: AsyncSession) -> Sequence[WebhookEndpoint]:
-    q = select(WebhookEndpoint).order_by(WebhookEndpoint.created_at.desc(), WebhookEndpoint.id.desc())
-    return (await session.scalars(q)).all()
+    return await repo.list_endpoints(session)
 
 
 async def get_endpoint(session: AsyncSession, endpoint_id: str) -> WebhookEndpoint:
-    ep = await session.get(WebhookEndpoint, endpoint_id)
+    ep = await repo.get_endpoint(session, endpoint_id)
     if ep is None:
         raise NotFound(f"No webhook endpoint found with id '{endpoint_id}'.", param="id", code="not_found")
     return ep
@@ -160,10 +153,7 @@ async def update_endpoint(
 
 
 async def delete_endpoint(session: AsyncSession, endpoint_id: str) -> None:
-    ep = await get_endpoint(session, endpoint_id)
-    # its deliveries go with it (ON DELETE CASCADE); one already in flight just finds no row to update
-    await session.delete(ep)
-    await session.flush()
+    await repo.delete_endpoint(session, await get_endpoint(session, endpoint_id))
 
 
 # -- deliveries
@@ -171,15 +161,11 @@ async def list_deliveries(
     session: AsyncSession, endpoint_id: str, *, status: str | None = None, limit: int = 20
 ) -> Sequence[WebhookDelivery]:
     await get_endpoint(session, endpoint_id)
-    q = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
-    if status is not None:
-        q = q.where(WebhookDelivery.status == status)
-    q = q.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(limit)
-    return (await session.scalars(q)).all()
+    return await repo.list_deliveries(session, endpoint_id, status=status, limit=limit)
 
 
 async def get_delivery(session: AsyncSession, delivery_id: str) -> WebhookDelivery:
-    row = await session.get(WebhookDelivery, delivery_id)
+    row = await repo.get_delivery(session, delivery_id)
     if row is None:
         raise NotFound(f"No webhook delivery found with id '{delivery_id}'.", param="id", code="not_found")
     return row
@@ -204,6 +190,5 @@ async def resend_delivery(session: AsyncSession, delivery_id: str) -> WebhookDel
         next_attempt_at=t,
         created_at=t,
     )
-    session.add(row)
-    await session.flush()
+    await repo.add(session, row)
     return row

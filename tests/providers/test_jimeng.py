@@ -16,6 +16,7 @@ import pytest
 
 from app.providers.base import (
     AuthFailed,
+    Cancellable,
     GenerationRequest,
     ImageInput,
     NotFoundAtVendor,
@@ -24,14 +25,12 @@ from app.providers.base import (
     Rejected,
     TaskSnapshot,
     Unavailable,
-    Unsupported,
     VendorTask,
     VideoProvider,
     VideoStatus,
 )
 from app.providers.jimeng import (
     DEFAULT_BASE_URL,
-    IMAGE_TRANSPORT,
     MAX_IMAGE_BYTES,
     MODELS,
     STATUS,
@@ -41,6 +40,7 @@ from app.providers.jimeng import (
     req_key_for,
     snapshot,
 )
+from app.providers.vendors import VENDORS
 from app.providers.volc_sign import VolcV4Auth
 from tests.fakes.jimeng import (
     ACCESS_KEY,
@@ -120,7 +120,7 @@ class TestCapabilities:
             assert caps.default_size in caps.sizes
             assert caps.default_seconds in caps.seconds
             assert (caps.remix, caps.edit, caps.extend) == (False, False, False)
-        assert IMAGE_TRANSPORT == "either"
+        assert VENDORS["jimeng"].image_transport == "either"
 
     @pytest.mark.parametrize(
         ("model", "image", "last_frame", "seconds"),
@@ -731,8 +731,7 @@ class TestAgainstFake:
         assert str(seen[0].url) == "http://127.0.0.1:8080/?Action=CVSync2AsyncSubmitTask&Version=2022-08-31"
 
     async def test_cancel_is_unsupported(self, provider: JimengProvider) -> None:
-        with pytest.raises(Unsupported):
-            await provider.cancel(VendorTask("jimeng", "1", {"req_key": "jimeng_t2v_v30"}))
+        assert not isinstance(provider, Cancellable)  # the engine skips it
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,9 +23,9 @@ from app.providers.base import (
     VideoProvider,
     VideoStatus,
 )
+from app.providers.vendors import VENDORS
 from app.providers.vidu import (
     DEFAULT_BASE_URL,
-    IMAGE_TRANSPORT,
     MODELS,
     STATUS,
     ViduProvider,
@@ -108,7 +108,7 @@ class TestModels:
         }  # fmt: skip
         assert all(m.provider == "vidu" and m.default_size in m.sizes for m in MODELS)
         assert DEFAULT_BASE_URL == "https://api.vidu.com"
-        assert IMAGE_TRANSPORT == "either"
+        assert VENDORS["vidu"].image_transport == "either"
         assert not any(m.remix or m.edit or m.extend for m in MODELS)
 
     @pytest.mark.parametrize(

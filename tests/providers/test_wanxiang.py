@@ -25,9 +25,9 @@ from app.providers.base import (
     VideoStatus,
 )
 from app.providers.capabilities import parse_size
+from app.providers.vendors import VENDORS
 from app.providers.wanxiang import (
     DEFAULT_BASE_URL,
-    IMAGE_TRANSPORT,
     MODELS,
     SIZE_CLASS,
     STATUS,
@@ -139,7 +139,7 @@ class TestModels:
 
     def test_constants(self) -> None:
         assert DEFAULT_BASE_URL == "https://dashscope.aliyuncs.com"
-        assert IMAGE_TRANSPORT == "either"
+        assert VENDORS["wanxiang"].image_transport == "either"
 
 
 class TestSizeAndSeconds:

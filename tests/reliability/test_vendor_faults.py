@@ -55,6 +55,9 @@ async def test_every_task_ends_right_with_30_percent_vendor_faults(own_database,
             poll_max_interval_ms=150,
             channel_cooldown_s=0.2,
             channel_cooldown_max_s=0.5,
+            # leases long enough that a loaded SQLite never lets a submit's claim lapse mid-call (that is
+            # test_leases.py's subject): an upstream without idempotency would then see a second create
+            claim_lease_s=30,
         )
     )
     prompts = [f"ok {i}" for i in range(OK)] + [f"fail {i}" for i in range(FAIL)]

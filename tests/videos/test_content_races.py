@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.videos import service
+from app.videos import reads
 from app.videos.models import Video
 from tests.videos.test_http import assert_error, finish
 
@@ -82,7 +82,7 @@ async def test_concurrent_range_downloads_while_the_owner_deletes(live) -> None:
 def vanish_after_lookup(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Delete the asset's files right after the content lookup has found them (before the file is opened)."""
     vanished: list[str] = []
-    real = service.asset
+    real = reads.asset
 
     async def asset(gw: Any, row: Video, variant: str) -> tuple[str, str, str]:
         found = await real(gw, row, variant)
@@ -90,7 +90,7 @@ def vanish_after_lookup(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         vanished.append(row.id)
         return found
 
-    monkeypatch.setattr(service, "asset", asset)
+    monkeypatch.setattr(reads, "asset", asset)
     return vanished
 
 
@@ -113,7 +113,7 @@ class TestFileVanishesBetweenLookupAndOpen:
     async def test_purged_by_the_janitor_meanwhile_is_video_expired(self, app, client, auth, monkeypatch) -> None:
         vid = await _completed(client, auth)
         gw = app.state.gateway
-        real = service.asset
+        real = reads.asset
 
         async def asset(gw_: Any, row: Video, variant: str) -> tuple[str, str, str]:
             found = await real(gw_, row, variant)
@@ -127,7 +127,7 @@ class TestFileVanishesBetweenLookupAndOpen:
             row.expires_at = 1
             return found
 
-        monkeypatch.setattr(service, "asset", asset)
+        monkeypatch.setattr(reads, "asset", asset)
         assert_error(await client.get(f"/v1/videos/{vid}/content", headers=auth), 404, code="video_expired")
 
 

@@ -507,12 +507,12 @@ class TestImageUrls:
 
 
 async def test_an_unexpected_error_is_a_500_envelope_with_a_request_id(app, client, auth, monkeypatch) -> None:
-    from app.videos import service
+    from app.videos import reads
 
     async def boom(*a, **k):
         raise RuntimeError("kaboom: sk-vg-THISMUSTNOTLEAK0000000000")
 
-    monkeypatch.setattr(service, "list_videos", boom)
+    monkeypatch.setattr(reads, "list_videos", boom)
     r = await client.get("/v1/videos", headers=auth)
     err = assert_error(r, 500)
     assert err["type"] == "server_error" and "kaboom" not in r.text

@@ -131,10 +131,10 @@ class TestConcurrency:
 
     async def test_a_concurrent_loser_answers_the_winners_video(self, app, client, priced, monkeypatch) -> None:
         """Both pass the replay check before either stores: the unique key decides, nothing is reserved twice."""
-        from app.videos import service
+        from app.videos import drafts
 
         key_id, secret = priced
-        real = service.draft_create
+        real = drafts.draft_create
         arrived: list[int] = []
         both = asyncio.Event()
 
@@ -145,7 +145,7 @@ class TestConcurrency:
             await asyncio.wait_for(both.wait(), 10)
             return await real(*args)
 
-        monkeypatch.setattr(service, "draft_create", draft_together)
+        monkeypatch.setattr(drafts, "draft_create", draft_together)
         # a first use records the key's last use now: two requests writing that at once would serialise
         # on SQLite's write lock while the first waits for the second at the barrier
         await client.get("/v1/videos", headers={"Authorization": f"Bearer {secret}"})
@@ -159,10 +159,10 @@ class TestConcurrency:
         assert len(await videos_of(app, key_id)) == 1 and await used(app, key_id) == 4.0
 
     async def test_a_concurrent_other_body_is_409(self, app, client, priced, monkeypatch) -> None:
-        from app.videos import service
+        from app.videos import drafts
 
         key_id, secret = priced
-        real = service.draft_create
+        real = drafts.draft_create
         arrived: list[int] = []
         both = asyncio.Event()
 
@@ -173,7 +173,7 @@ class TestConcurrency:
             await asyncio.wait_for(both.wait(), 10)
             return await real(*args)
 
-        monkeypatch.setattr(service, "draft_create", draft_together)
+        monkeypatch.setattr(drafts, "draft_create", draft_together)
         # a first use records the key's last use now: two requests writing that at once would serialise
         # on SQLite's write lock while the first waits for the second at the barrier
         await client.get("/v1/videos", headers={"Authorization": f"Bearer {secret}"})

@@ -35,7 +35,6 @@ from app.providers.capabilities import ModelCaps
 from app.providers.sandbox import drawing, render
 
 NAME = "sandbox"
-IMAGE_TRANSPORT = "bytes"  # the service hands it image bytes (it fetches image_url itself)
 CHUNK = 1024 * 1024
 
 MODELS: tuple[ModelCaps, ...] = (

@@ -1,0 +1,145 @@
+"""What every vendor client shares: the API call with its transport errors, `Retry-After` parsing, the
+HTTP-status fallback of error mapping, synthesized progress for vendors that report none, and the
+streamed asset download.
+
+Each vendor module still maps its own body codes first (they differ per vendor); these helpers are the
+parts that used to be copied, and had drifted, from one adapter to the next.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+
+from app.providers.base import (
+    AuthFailed,
+    NotFoundAtVendor,
+    ProviderError,
+    RateLimited,
+    Rejected,
+    Unavailable,
+    VideoStatus,
+)
+
+CHUNK = 64 * 1024
+GONE = frozenset({403, 404, 410})  # a pre-signed result URL that has expired answers one of these
+
+# For vendors that report no percentage: a status is worth this much.
+SYNTHETIC_PROGRESS: dict[VideoStatus, int] = {
+    VideoStatus.queued: 0,
+    VideoStatus.in_progress: 50,
+    VideoStatus.completed: 100,
+}
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    """`retry-after-ms` (float ms), else `Retry-After` (seconds or an HTTP date), as openai-python reads them."""
+    if ms := headers.get("retry-after-ms"):
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def by_status(http_status: int) -> type[ProviderError]:
+    """The error class an HTTP status means when the body names no vendor code vidgate knows."""
+    if http_status == 429:
+        return RateLimited
+    if http_status in (401, 403):
+        return AuthFailed
+    if http_status >= 500:
+        return Unavailable
+    return Rejected
+
+
+def progress(status: VideoStatus, reported: int | None = None) -> int | None:
+    """The vendor's own percentage (clamped to 0..100) when it gives one, else what the status is worth."""
+    if status is VideoStatus.completed:
+        return 100
+    if reported is None:
+        return SYNTHETIC_PROGRESS.get(status)
+    return max(0, min(100, reported))
+
+
+async def request(
+    client: httpx.AsyncClient, provider: str, method: str, url: str, *, vendor: str, **kwargs: Any
+) -> httpx.Response:
+    """One API call; a transport failure (refused, reset, timeout) is `Unavailable`, named after `vendor`."""
+    try:
+        return await client.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise Unavailable(
+            provider, f"{vendor} unreachable: {type(exc).__name__}: {exc}", vendor_code="transport"
+        ) from exc
+
+
+def json_body(resp: httpx.Response) -> Any:
+    """The decoded JSON body, or None when it is not JSON."""
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+async def stream(
+    client: httpx.AsyncClient,
+    provider: str,
+    url: str | None,
+    *,
+    expired: str = "The vendor's result URL has expired.",
+    auth: httpx.Auth | None = None,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    follow_redirects: bool = False,
+    timeout: Any = httpx.USE_CLIENT_DEFAULT,
+    error: Callable[[httpx.Response], ProviderError | None] | None = None,
+    chunk_size: int = CHUNK,
+) -> AsyncIterator[bytes]:
+    """The asset at `url`, in chunks. Pre-signed result URLs get no `auth`, so credentials never travel
+    to a storage host; `error` (given the read response) lets a vendor map its own error bodies first."""
+    if not url:
+        raise NotFoundAtVendor(provider, "The task has no video URL.", vendor_code="no_output")
+    kwargs: dict[str, Any] = {"params": params, "headers": headers, "follow_redirects": follow_redirects}
+    if auth is not None:
+        kwargs["auth"] = auth
+    try:
+        async with client.stream("GET", url, timeout=timeout, **kwargs) as resp:
+            if error is not None:
+                await _raise_vendor_error(resp, error)
+            status = resp.status_code
+            if status in GONE:
+                raise NotFoundAtVendor(provider, expired, vendor_code=f"http_{status}", status_code=status)
+            if not resp.is_success:
+                raise Unavailable(
+                    provider, f"Video download failed: HTTP {status}.", vendor_code=f"http_{status}", status_code=status
+                )
+            async for chunk in resp.aiter_bytes(chunk_size):
+                yield chunk
+    except httpx.HTTPError as exc:
+        raise Unavailable(
+            provider, f"Video download failed: {type(exc).__name__}: {exc}", vendor_code="transport"
+        ) from exc
+
+
+async def _raise_vendor_error(resp: httpx.Response, error: Callable[[httpx.Response], ProviderError | None]) -> None:
+    if resp.is_success and not resp.headers.get("content-type", "").startswith("application/json"):
+        return
+    await resp.aread()
+    exc = error(resp)
+    if exc is not None:
+        raise exc
