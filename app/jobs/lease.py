@@ -47,6 +47,7 @@ class Heartbeat:
         self.lost = False
         self._task: asyncio.Task[object] | None = None
         self._beat: asyncio.Task[None] | None = None
+        self._renewal: asyncio.Future[bool] | None = None
 
     async def __aenter__(self) -> Heartbeat:
         self._task = asyncio.current_task()
@@ -60,7 +61,11 @@ class Heartbeat:
     ) -> bool:
         assert self._beat is not None and self._task is not None
         self._beat.cancel()
-        await asyncio.wait([self._beat])  # a renewal under way ends before the caller writes its release
+        await asyncio.wait([self._beat])
+        if self._renewal is not None and not self._renewal.done():
+            # a renewal under way ends before the caller goes on (it is never cancelled mid-query: that
+            # breaks its database connection); its compare-and-set makes it a no-op after a release
+            await asyncio.wait([self._renewal], timeout=self.lease_s)
         if self.lost and exc_type is asyncio.CancelledError and self._task.uncancel() == 0:
             raise LeaseLost(f"the lease on {self.name} was lost") from exc
         return False
@@ -72,14 +77,17 @@ class Heartbeat:
         while True:
             await asyncio.sleep(self.every)
             attempt = loop.time()
-            try:
-                # a slow renewal (a busy database) still counts, as long as it lands before the lease ends;
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow this task's own cancellation
-                async with asyncio.timeout(max(0.0, renewed + self.lease_s - attempt)):
-                    held: bool | None = await self._renew()
-            except Exception as exc:  # a database hiccup: try again, unless the lease ran out meanwhile
-                log.warning("renewing the lease on %s failed: %r", self.name, exc)
-                held = None
+            # a slow renewal (a busy database) still counts, as long as it lands before the lease ends; one
+            # that does not is left to finish on its own rather than cancelled mid-query
+            renewal = self._renewal = asyncio.ensure_future(self._renew())
+            renewal.add_done_callback(_retrieve)
+            await asyncio.wait([renewal], timeout=max(0.0, renewed + self.lease_s - attempt))
+            held: bool | None = None
+            if renewal.done() and not renewal.cancelled():
+                if renewal.exception() is None:
+                    held = renewal.result()
+                else:  # a database hiccup: try again, unless the lease ran out meanwhile
+                    log.warning("renewing the lease on %s failed: %r", self.name, renewal.exception())
             if held:
                 renewed = attempt
                 continue
@@ -88,3 +96,9 @@ class Heartbeat:
                 self.lost = True
                 self._task.cancel()
                 return
+
+
+def _retrieve(renewal: asyncio.Future[bool]) -> None:
+    # a renewal nobody waited for any more (the lease ran out first) must not log "exception never retrieved"
+    if not renewal.cancelled():
+        renewal.exception()

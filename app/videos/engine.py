@@ -1,20 +1,19 @@
-"""The task engine: the `videos` table is the queue.
+"""The task engine: the `videos` table is the queue, worked by an `app.jobs.loop.JobLoop`.
 
 Each tick claims due unfinished rows that nobody holds (`next_poll_at <= now`; FOR UPDATE SKIP LOCKED on
 PostgreSQL), writing this engine's id and a lease on them, then works on them concurrently within a bound.
 While a task is worked on (a poll, a long download and the derived variants, a submit with failover) a
 heartbeat renews its lease; an engine whose lease was taken over stops that work and writes nothing more.
 Every step commits on its own, as a compare-and-set on the status and on the claim's owner, so a task is
-never finalised twice. A restarted process simply finds the rows again.
+never finalised twice. A restarted process simply finds the rows again. This module is the handler: the
+state machine of one task (submit with retries, poll, complete or fail).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from app.channels import service as channels
 from app.context import Gateway
 from app.db import now
 from app.errors import is_storage_full
-from app.jobs.lease import LeaseLost, worker_id
+from app.jobs.loop import JobLoop, Periodic, backoff
 from app.media import derive, probe
 from app.observability import bind
 from app.observability.logs import redact
@@ -32,7 +31,7 @@ from app.providers import base as pb
 from app.providers.registry import Channel
 from app.storage import StorageError
 from app.usage import service as usage
-from app.videos import idempotency, submission
+from app.videos import janitor, submission
 from app.videos import repository as repo
 from app.videos.links import VARIANT_FILES
 from app.videos.models import Video
@@ -71,114 +70,91 @@ def _is_image(path: Path) -> bool:
 
 
 class TaskEngine:
+    """The `videos` queue for a `JobLoop`: claims due tasks, and works on one (`handle`: submit, poll,
+    complete or fail). The retention janitor runs beside it."""
+
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
         self.settings = gw.settings
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._claimed: set[str] = set()  # rows this engine holds a lease on (never claimed again meanwhile)
-        self.owner = worker_id("engine")
-        self._loop_task: asyncio.Task[None] | None = None
-        self._last_janitor = 0.0
-
-    # -- lifecycle
-    async def start(self) -> None:
-        if not self.gw.is_postgres:
+        self.loop: JobLoop[Video] = JobLoop(
+            self,
+            name="engine",
+            concurrency=self.settings.poll_concurrency,
+            tick_s=self.settings.engine_tick_ms / 1000,
+            lease_s=self.settings.claim_lease_s,
             # SQLite means one process: claims left by a killed predecessor can be taken back at once
-            async with self.gw.sessionmaker() as s:
-                released = await repo.release_all_claims(s)
-                await s.commit()
-            if released:
-                log.info("resumed %d tasks claimed before a restart", released)
-        self._loop_task = asyncio.create_task(self._run(), name="vidgate-engine")
+            release_on_start=not gw.is_postgres,
+            log=log,
+            item="task",
+            items="tasks",
+        )
+        self.owner = self.loop.owner
+        self.janitor = Periodic(self.purge_expired, name="janitor", interval_s=self.settings.janitor_interval_s)
+
+    # -- lifecycle (the loop's)
+    async def start(self) -> None:
+        await self.loop.start()
+        await self.janitor.start()
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Graceful: stop claiming, let work in flight finish for `timeout`, then release what is left."""
-        self._stopping.set()
-        self._wake.set()
-        if self._loop_task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._loop_task, timeout)
-        if self._inflight:
-            _, pending = await asyncio.wait(self._inflight, timeout=timeout)
-            for t in pending:
-                t.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=5)
-        if self._claimed:
-            # hand unfinished claims back at once instead of letting their leases run out
-            async with self.gw.sessionmaker() as s:
-                released = await repo.release_claims(s, list(self._claimed), owner=self.owner)
-                await s.commit()
-            log.info("released %d claimed tasks on shutdown", released)
-            self._claimed.clear()
+        """Graceful: stop claiming, let work in flight finish for `timeout`, then hand back what is left."""
+        await asyncio.gather(self.janitor.stop(timeout), self.loop.stop(timeout))
 
     def wake(self) -> None:
-        self._wake.set()
-
-    async def _run(self) -> None:
-        tick = self.settings.engine_tick_ms / 1000
-        while not self._stopping.is_set():
-            try:
-                await self.run_once()
-                if now() - self._last_janitor >= self.settings.janitor_interval_s:
-                    self._last_janitor = now()
-                    await self.purge_expired()
-            except Exception:
-                log.exception("engine tick failed")
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), tick)
+        self.loop.wake()
 
     async def run_once(self) -> int:
-        """Claim what is due (up to the free slots) and start working on it."""
-        free = self.settings.poll_concurrency - len(self._inflight)
-        if free <= 0:
-            return 0
+        return await self.loop.run_once()
+
+    async def drain(self) -> None:
+        await self.loop.drain()
+
+    # -- the queue
+    def key(self, row: Video) -> str:
+        return row.id
+
+    async def claim(self, *, owner: str, limit: int, exclude: Collection[str]) -> list[Video]:
         async with self.gw.sessionmaker() as s:
             rows = await repo.claim_due(
                 s,
-                owner=self.owner,
-                limit=free,
+                owner=owner,
+                limit=limit,
                 lease=self.settings.claim_lease_s,
                 skip_locked=self.gw.is_postgres,
-                exclude=self._claimed,
+                exclude=exclude,
             )
             await s.commit()
         t = now()
-        for row, due in rows:
+        for _, due in rows:
             self.gw.metrics.poll_lag(t - due)
-            self._claimed.add(row.id)
-            task = asyncio.create_task(self._guarded(row), name=f"task-{row.id}")
-            self._inflight.add(task)
-            task.add_done_callback(self._done)
-        return len(rows)
+        return [row for row, _ in rows]
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
-        self._wake.set()  # a slot is free
+    async def renew(self, row: Video, *, owner: str) -> bool:
+        async with self.gw.sessionmaker() as s:
+            held = await repo.renew_claim(s, row.id, owner=owner, lease=self.settings.claim_lease_s)
+            await s.commit()
+        return held
 
-    async def drain(self) -> None:
-        """Wait for the work in flight (tests and graceful shutdown)."""
-        while self._inflight:
-            await asyncio.wait(set(self._inflight))
+    async def release(self, keys: Collection[str], *, owner: str) -> int:
+        async with self.gw.sessionmaker() as s:
+            released = await repo.release_claims(s, list(keys), owner=owner)
+            await s.commit()
+        return released
+
+    async def release_all(self) -> int:
+        async with self.gw.sessionmaker() as s:
+            released = await repo.release_all_claims(s)
+            await s.commit()
+        return released
+
+    async def handle(self, row: Video) -> None:
+        bind(task_id=row.id, provider=row.provider)  # a task of its own: the context ends with it
+        await self.process(row)
+
+    async def retry(self, row: Video, exc: Exception) -> None:
+        await self._reschedule(row, delay=self._backoff(row.poll_errors + 1), errors=row.poll_errors + 1)
 
     # -- one task
-    async def _guarded(self, row: Video) -> None:
-        bind(task_id=row.id, provider=row.provider)  # a task of its own: the context ends with it
-        try:
-            async with submission.hold_claim(self.gw, row.id, self.owner):
-                try:
-                    await self.process(row)
-                except Exception:
-                    log.exception("task %s: unexpected error", row.id)
-                    await self._reschedule(row, delay=self._backoff(row.poll_errors + 1), errors=row.poll_errors + 1)
-        except LeaseLost:
-            log.warning("task %s: another worker took it over; stopped working on it", row.id)
-        # a task cancelled by stop() skips this line and keeps its claim listed, so stop() hands it back
-        self._claimed.discard(row.id)
-
     async def process(self, row: Video) -> None:
         if now() - (row.created_ns / 1e9) > self.settings.task_timeout_s:
             await self._fail(row, "timeout", "The task did not finish in time.")
@@ -442,19 +418,9 @@ class TaskEngine:
         return min(self.settings.poll_max_interval_ms / 1000, base * (1.25**polls))
 
     def _backoff(self, attempts: int) -> float:
-        base = self.settings.poll_interval_ms / 1000
-        delay = min(self.settings.poll_max_interval_ms / 1000 * 4, base * (2 ** min(attempts, 10)))
-        return delay * random.uniform(0.8, 1.2)
+        base, cap = self.settings.poll_interval_ms / 1000, self.settings.poll_max_interval_ms / 1000 * 4
+        return backoff(min(attempts, 10), base=base, cap=cap)
 
-    # -- retention
+    # -- retention (the janitor's)
     async def purge_expired(self) -> int:
-        async with self.gw.sessionmaker() as s:
-            rows = await repo.expired_unpurged(s)
-            for row in rows:
-                await self.gw.storage.delete_prefix(f"videos/{row.id}")
-                row.assets_purged_at = now()
-            await repo.delete_expired_idempotency(s, before=idempotency.expired_before())
-            await s.commit()
-        if rows:
-            log.info("purged assets of %d expired videos", len(rows))
-        return len(rows)
+        return await janitor.purge_expired(self.gw)

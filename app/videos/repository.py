@@ -11,6 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import now
+from app.jobs import claims
 from app.providers.base import TERMINAL, VideoStatus
 from app.videos.models import Character, IdempotencyKey, Video
 
@@ -62,9 +63,13 @@ async def delete_row(session: AsyncSession, video_id: str) -> None:
     await session.execute(delete(Video).where(Video.id == video_id))
 
 
+VIDEOS = claims.QueueTable(
+    Video, due=Video.next_poll_at, live=(Video.status.in_(ACTIVE),), claimable=(Video.deleted_at.is_(None),)
+)
+
+
 def _unclaimed(t: float) -> ColumnElement[bool]:
-    """Nobody holds the row: never claimed, released, or its holder's lease ran out."""
-    return or_(Video.claimed_until.is_(None), Video.claimed_until <= t)
+    return VIDEOS.unclaimed(t)
 
 
 async def claim_due(
@@ -76,50 +81,16 @@ async def claim_due(
     skip_locked: bool,
     exclude: Collection[str] = (),
 ) -> list[tuple[Video, float]]:
-    """Claim due unfinished tasks that nobody holds; returns each claimed row with the time it was due.
-
-    The claim is a compare-and-set (`… WHERE next_poll_at <= now AND the claim is free`), so of two workers
-    that saw the same row only one gets it, on SQLite too; on PostgreSQL the SELECT also skips rows other
-    workers hold. `exclude` names rows the caller is working on already (never claimed twice)."""
-    t = now()
-    ready = (Video.status.in_(ACTIVE), Video.deleted_at.is_(None), Video.next_poll_at <= t, _unclaimed(t))
-    q = select(Video.id, Video.next_poll_at).where(*ready).order_by(Video.next_poll_at).limit(limit)
-    if exclude:
-        q = q.where(Video.id.not_in(list(exclude)))
-    if skip_locked:
-        q = q.with_for_update(skip_locked=True)
-    due_at = {vid: float(due) for vid, due in (await session.execute(q)).all()}
-    if not due_at:
-        return []
-    claimed = (
-        (
-            await session.execute(
-                update(Video)
-                .where(Video.id.in_(list(due_at)), *ready)
-                .values(next_poll_at=t + lease, claimed_until=t + lease, claimed_by=owner)
-                .returning(Video.id)
-                .execution_options(synchronize_session=False)
-            )
-        )
-        .scalars()
-        .all()
+    """Claim due unfinished tasks that nobody holds; each claimed row with the time it was due (see
+    app.jobs.claims). `exclude` names rows the caller is working on already (never claimed twice)."""
+    return await claims.claim(
+        session, VIDEOS, owner=owner, limit=limit, lease=lease, skip_locked=skip_locked, exclude=exclude
     )
-    if not claimed:
-        return []
-    rows = (await session.scalars(select(Video).where(Video.id.in_(list(claimed))))).all()
-    return [(row, due_at[row.id]) for row in rows]
 
 
 async def renew_claim(session: AsyncSession, video_id: str, *, owner: str, lease: float) -> bool:
     """Extend `owner`'s claim; False when the row is no longer theirs (taken over, released or finished)."""
-    t = now()
-    result = await session.execute(
-        update(Video)
-        .where(Video.id == video_id, Video.claimed_by == owner, Video.status.in_(ACTIVE))
-        # next_poll_at moves along too: anything that reads only it still sees the row as taken
-        .values(claimed_until=t + lease, next_poll_at=t + lease)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return await claims.renew(session, VIDEOS, video_id, owner=owner, lease=lease)
 
 
 async def update_claimed(session: AsyncSession, video_id: str, owner: str, **values: Any) -> bool:
@@ -148,22 +119,11 @@ async def nudge(session: AsyncSession, video_id: str) -> None:
 
 
 async def release_all_claims(session: AsyncSession) -> int:
-    t = now()
-    result = await session.execute(
-        update(Video)
-        .where(Video.status.in_(ACTIVE), Video.claimed_until.is_not(None))
-        .values(claimed_until=None, claimed_by=None, next_poll_at=t)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return await claims.release_all(session, VIDEOS)
 
 
 async def release_claims(session: AsyncSession, ids: list[str], *, owner: str) -> int:
-    result = await session.execute(
-        update(Video)
-        .where(Video.id.in_(ids), Video.status.in_(ACTIVE), Video.claimed_by == owner)
-        .values(claimed_until=None, claimed_by=None, next_poll_at=now())
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return await claims.release(session, VIDEOS, ids, owner=owner)
 
 
 async def update_active(session: AsyncSession, video_id: str, **values: Any) -> bool:

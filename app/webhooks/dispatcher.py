@@ -1,18 +1,18 @@
 """The webhook dispatcher: the `webhook_deliveries` table is the queue.
 
-Like the task engine, each tick claims due pending rows (`next_attempt_at <= now`; FOR UPDATE SKIP LOCKED
-on PostgreSQL), pushing `next_attempt_at` out by a lease so no other worker sends them, then POSTs them
-concurrently within `webhook_concurrency`. It runs its own loop with its own bound, so a slow or dead
-endpoint never delays the task engine. A 2xx marks the delivery delivered; anything else is retried with
-exponential backoff and jitter until `webhook_max_age_hours` after the delivery was created.
+Like the task engine it is a user of `app.jobs.loop.JobLoop`: each tick claims due pending rows
+(`next_attempt_at <= now`, nobody's live claim; FOR UPDATE SKIP LOCKED on PostgreSQL) with this
+dispatcher's id and a lease, renewed by a heartbeat while the POST runs, and sends them concurrently within
+`webhook_concurrency`. It runs its own loop with its own bound, so a slow or dead endpoint never delays the
+task engine. A 2xx marks the delivery delivered; anything else is retried with exponential backoff and
+jitter until `webhook_max_age_hours` after the delivery was created. A stop hands unfinished sends back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import now
+from app.jobs import claims
+from app.jobs.loop import JobLoop, backoff
 from app.webhooks import signing
 from app.webhooks.models import DELIVERED, FAILED, PENDING, WebhookDelivery, WebhookEndpoint
 
@@ -44,35 +46,28 @@ class _Job:
     secret: str = field(repr=False)
 
 
+DELIVERIES = claims.QueueTable(
+    WebhookDelivery, due=WebhookDelivery.next_attempt_at, live=(WebhookDelivery.status == PENDING,)
+)
+
+
 # -- SQL
-async def claim_due(session: AsyncSession, *, limit: int, lease: float, skip_locked: bool) -> list[_Job]:
-    """Claim due pending deliveries in one UPDATE … RETURNING, so two workers never hold the same row
-    (PostgreSQL: the subquery's SKIP LOCKED; SQLite: the statement takes the write lock)."""
-    t = now()
-    due = (
-        select(WebhookDelivery.id)
-        .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= t)
-        .order_by(WebhookDelivery.next_attempt_at)
-        .limit(limit)
-    )
-    if skip_locked:
-        due = due.with_for_update(skip_locked=True)
-    rows = (
-        await session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(due.scalar_subquery()), WebhookDelivery.status == PENDING)
-            .values(next_attempt_at=t + lease, claimed_until=t + lease)
-            .returning(
-                WebhookDelivery.id,
-                WebhookDelivery.endpoint_id,
-                WebhookDelivery.event_id,
-                WebhookDelivery.payload,
-                WebhookDelivery.created_at,
-                WebhookDelivery.attempts,
-            )
-            .execution_options(synchronize_session=False)
+async def claim_due(
+    session: AsyncSession,
+    *,
+    owner: str,
+    limit: int,
+    lease: float,
+    skip_locked: bool,
+    exclude: Collection[str] = (),
+) -> list[_Job]:
+    """Claim due pending deliveries that nobody holds (app.jobs.claims), with their endpoints' URL and secret."""
+    rows = [
+        row
+        for row, _ in await claims.claim(
+            session, DELIVERIES, owner=owner, limit=limit, lease=lease, skip_locked=skip_locked, exclude=exclude
         )
-    ).all()
+    ]
     if not rows:
         return []
     endpoints = {
@@ -100,21 +95,19 @@ async def claim_due(session: AsyncSession, *, limit: int, lease: float, skip_loc
     return jobs
 
 
-async def release_all_claims(session: AsyncSession) -> int:
-    result = await session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.status == PENDING, WebhookDelivery.claimed_until.is_not(None))
-        .values(claimed_until=None, next_attempt_at=now())
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-async def _finish(session: AsyncSession, delivery_id: str, **values: Any) -> None:
-    # compare-and-set on pending: a finished delivery is never touched again
+async def _finish(
+    session: AsyncSession, delivery_id: str, owner: str, *, attempted: bool = True, **values: Any
+) -> None:
+    # compare-and-set on pending and on the claim: a finished delivery, or one another worker holds now,
+    # is never touched again
+    if attempted:
+        values["attempts"] = WebhookDelivery.attempts + 1
     await session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == PENDING)
-        .values(attempts=WebhookDelivery.attempts + 1, claimed_until=None, **values)
+        .where(
+            WebhookDelivery.id == delivery_id, WebhookDelivery.status == PENDING, WebhookDelivery.claimed_by == owner
+        )
+        .values(claimed_by=None, claimed_until=None, **values)
         .execution_options(synchronize_session=False)
     )
 
@@ -126,90 +119,92 @@ def _short(exc: BaseException) -> str:
 
 
 class WebhookDispatcher:
-    """Sends queued webhook deliveries from its own loop. Start it in the lifespan; several replicas may run one."""
+    """The `webhook_deliveries` queue for a `JobLoop` of its own. Start it in the lifespan; several replicas
+    may run one."""
 
     def __init__(self, gw: Gateway, *, base_backoff_s: float = 5.0, max_backoff_s: float = 3600.0) -> None:
         self.gw = gw
         self.settings = gw.settings
         self.base_backoff_s = base_backoff_s
         self.max_backoff_s = max_backoff_s
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._loop_task: asyncio.Task[None] | None = None
-
-    # -- lifecycle
-    async def start(self) -> None:
-        if not self.gw.is_postgres:
+        self.loop: JobLoop[_Job] = JobLoop(
+            self,
+            name="webhooks",
+            concurrency=self.settings.webhook_concurrency,
+            tick_s=self.settings.webhook_tick_ms / 1000,
+            lease_s=self._lease(),
             # SQLite means one process: claims left by a killed predecessor can be taken back at once
-            async with self.gw.sessionmaker() as s:
-                released = await release_all_claims(s)
-                await s.commit()
-            if released:
-                log.info("resumed %d webhook deliveries claimed before a restart", released)
-        self._loop_task = asyncio.create_task(self._run(), name="vidgate-webhooks")
+            release_on_start=not gw.is_postgres,
+            log=log,
+            item="webhook delivery",
+            items="webhook deliveries",
+        )
+        self.owner = self.loop.owner
+
+    # -- lifecycle (the loop's)
+    async def start(self) -> None:
+        await self.loop.start()
 
     async def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._loop_task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._loop_task, timeout)
-        if self._inflight:
-            # an unfinished send keeps its claim and is retried when the lease runs out
-            _, pending = await asyncio.wait(self._inflight, timeout=timeout)
-            for t in pending:
-                t.cancel()
+        """Graceful: stop claiming, let sends in flight finish for `timeout`, then hand back what is left."""
+        await self.loop.stop(timeout)
 
     def wake(self) -> None:
-        self._wake.set()
-
-    async def _run(self) -> None:
-        tick = self.settings.webhook_tick_ms / 1000
-        while not self._stopping.is_set():
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("webhook tick failed")
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), tick)
+        self.loop.wake()
 
     async def run_once(self) -> int:
-        """Claim what is due (up to the free slots) and start sending it; returns how many were claimed."""
-        free = self.settings.webhook_concurrency - len(self._inflight)
-        if free <= 0:
-            return 0
-        async with self.gw.sessionmaker() as s:
-            jobs = await claim_due(s, limit=free, lease=self._lease(), skip_locked=self.gw.is_postgres)
-            await s.commit()
-        for job in jobs:
-            task = asyncio.create_task(self._guarded(job), name=f"webhook-{job.delivery_id}")
-            self._inflight.add(task)
-            task.add_done_callback(self._done)
-        return len(jobs)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
-        self._wake.set()  # a slot is free
+        return await self.loop.run_once()
 
     async def drain(self) -> None:
-        """Wait for the sends in flight (tests and graceful shutdown)."""
-        while self._inflight:
-            await asyncio.wait(set(self._inflight))
+        await self.loop.drain()
+
+    # -- the queue
+    def key(self, job: _Job) -> str:
+        return job.delivery_id
+
+    async def claim(self, *, owner: str, limit: int, exclude: Collection[str]) -> list[_Job]:
+        async with self.gw.sessionmaker() as s:
+            jobs = await claim_due(
+                s, owner=owner, limit=limit, lease=self._lease(), skip_locked=self.gw.is_postgres, exclude=exclude
+            )
+            await s.commit()
+        return jobs
+
+    async def renew(self, job: _Job, *, owner: str) -> bool:
+        async with self.gw.sessionmaker() as s:
+            held = await claims.renew(s, DELIVERIES, job.delivery_id, owner=owner, lease=self._lease())
+            await s.commit()
+        return held
+
+    async def release(self, keys: Collection[str], *, owner: str) -> int:
+        async with self.gw.sessionmaker() as s:
+            released = await claims.release(s, DELIVERIES, keys, owner=owner)
+            await s.commit()
+        return released
+
+    async def release_all(self) -> int:
+        async with self.gw.sessionmaker() as s:
+            released = await claims.release_all(s, DELIVERIES)
+            await s.commit()
+        return released
+
+    async def handle(self, job: _Job) -> None:
+        await self.deliver(job)
+
+    async def retry(self, job: _Job, exc: Exception) -> None:
+        # our own fault, not the endpoint's: not counted as an attempt
+        async with self.gw.sessionmaker() as s:
+            t = now()
+            await _finish(s, job.delivery_id, self.owner, attempted=False, next_attempt_at=t + self._backoff(1))
+            await s.commit()
 
     # -- one delivery
-    async def _guarded(self, job: _Job) -> None:
-        try:
-            await self.deliver(job)
-        except Exception:
-            # the claim lapses and the row is retried after the lease
-            log.exception("webhook delivery %s: unexpected error", job.delivery_id)
-
     async def deliver(self, job: _Job) -> None:
         if job.url is None:
             async with self.gw.sessionmaker() as s:
-                await _finish(s, job.delivery_id, status=FAILED, next_attempt_at=None, last_error="endpoint disabled")
+                await _finish(
+                    s, job.delivery_id, self.owner, status=FAILED, next_attempt_at=None, last_error="endpoint disabled"
+                )
                 await s.commit()
             return
         code, error = await self._post(job)
@@ -247,7 +242,7 @@ class WebhookDispatcher:
                     error,
                 )
         async with self.gw.sessionmaker() as s:
-            await _finish(s, job.delivery_id, **values)
+            await _finish(s, job.delivery_id, self.owner, **values)
             await s.commit()
         outcome = "delivered" if values.get("status") == DELIVERED else values.get("status") or "retrying"
         self.gw.metrics.webhook_delivery("failed" if outcome == FAILED else str(outcome))
@@ -278,5 +273,4 @@ class WebhookDispatcher:
         return self.settings.webhook_timeout_s * 2 + 30
 
     def _backoff(self, attempts: int) -> float:
-        delay = min(self.max_backoff_s, self.base_backoff_s * (2 ** min(attempts - 1, 20)))
-        return delay * random.uniform(0.8, 1.2)
+        return backoff(min(attempts - 1, 20), base=self.base_backoff_s, cap=self.max_backoff_s)

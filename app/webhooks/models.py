@@ -32,7 +32,8 @@ class WebhookEndpoint(Base):
 
 
 class WebhookDelivery(Base):
-    """One event for one endpoint. The table is also the dispatcher's queue (`next_attempt_at`)."""
+    """One event for one endpoint. The table is also the dispatcher's queue (`next_attempt_at`, `claimed_by`,
+    `claimed_until`)."""
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
@@ -54,4 +55,5 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claimed_until: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -71,6 +71,38 @@ async def test_a_cancellation_from_elsewhere_stays_a_cancellation() -> None:
         await task
 
 
+async def test_a_renewal_under_way_is_waited_for_never_cancelled() -> None:
+    finished, cancelled = [], []
+
+    async def renew() -> bool:
+        try:
+            await asyncio.sleep(0.1)  # a query in flight: cancelling it would break its connection
+        except asyncio.CancelledError:
+            cancelled.append(1)
+            raise
+        finished.append(1)
+        return True
+
+    async with Heartbeat(renew, lease_s=0.3, name="t"):
+        await asyncio.sleep(0.15)  # the block ends while the first renewal (at 0.1 s) is under way
+    assert finished == [1] and cancelled == []
+
+
+async def test_a_renewal_slower_than_the_lease_loses_it_and_is_left_to_finish() -> None:
+    finished = []
+
+    async def renew() -> bool:
+        await asyncio.sleep(0.3)
+        finished.append(1)
+        return True
+
+    with pytest.raises(LeaseLost):
+        async with Heartbeat(renew, lease_s=0.15, name="t"):
+            await asyncio.sleep(5)
+    await asyncio.sleep(0.35)
+    assert finished == [1]
+
+
 def test_worker_ids_are_unique_and_fit_the_column() -> None:
     ids = {worker_id("engine") for _ in range(100)}
     assert len(ids) == 100 and all(len(i) <= 64 and i.startswith("engine:") for i in ids)

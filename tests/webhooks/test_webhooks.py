@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from app.db import new_id, now
 from app.main import create_app
@@ -273,6 +273,26 @@ class TestDelivery:
             await other.stop()
         ids = [r.headers["webhook-id"] for r in rx.got("once")]
         assert len(ids) == len(set(ids)) == 12
+
+    async def test_a_stop_hands_an_unfinished_send_back_at_once(
+        self, make_harness: Callable[..., Any], rx: Receiver
+    ) -> None:
+        rx.hang["stuck"] = 30.0
+        async with make_harness(webhook_timeout_s=20.0) as h:
+            ep = await h.endpoint(rx.url("stuck"), owner="owner-stuck")
+            await h.finish("owner-stuck")
+            await until(lambda: len(rx.got("stuck")) == 1)
+            async with h.gw.sessionmaker() as s:
+                [held] = (await s.scalars(select(WebhookDelivery))).all()
+            assert held.claimed_by == h.dispatcher.owner and held.claimed_until is not None
+            await h.dispatcher.stop(timeout=0.2)
+            async with h.gw.sessionmaker() as s:
+                [row] = (await s.scalars(select(WebhookDelivery))).all()
+            # not left to lapse after the lease (50 s here): due again now, not counted as an attempt
+            assert (row.status, row.claimed_by, row.claimed_until, row.attempts) == ("pending", None, None, 0)
+            assert row.next_attempt_at is not None and row.next_attempt_at <= now()
+            assert [d["status"] for d in await h.deliveries(ep["id"])] == ["pending"]
+            rx.closed.set()
 
 
 class TestScoping:
