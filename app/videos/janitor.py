@@ -1,5 +1,7 @@
 """The janitor: retention. Assets of expired videos are deleted (the row stays, marked purged) and expired
-idempotency keys are forgotten. The task engine runs it every `janitor_interval_s` (`jobs.loop.Periodic`)."""
+idempotency keys are forgotten. The task engine runs it every `janitor_interval_s` (`jobs.loop.Periodic`).
+
+It commits its own short transactions: it runs outside any request, as a job loop does."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import now
-from app.jobs import claims
+from app.jobs import repository as claims
 from app.providers.base import TERMINAL, VideoStatus
 from app.videos.models import Character, IdempotencyKey, Video
 
@@ -82,7 +82,7 @@ async def claim_due(
     exclude: Collection[str] = (),
 ) -> list[tuple[Video, float]]:
     """Claim due unfinished tasks that nobody holds; each claimed row with the time it was due (see
-    app.jobs.claims). `exclude` names rows the caller is working on already (never claimed twice)."""
+    app.jobs.repository). `exclude` names rows the caller is working on already (never claimed twice)."""
     return await claims.claim(
         session, VIDEOS, owner=owner, limit=limit, lease=lease, skip_locked=skip_locked, exclude=exclude
     )

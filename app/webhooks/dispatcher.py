@@ -6,6 +6,7 @@ dispatcher's id and a lease, renewed by a heartbeat while the POST runs, and sen
 `webhook_concurrency`. It runs its own loop with its own bound, so a slow or dead endpoint never delays the
 task engine. A 2xx marks the delivery delivered; anything else is retried with exponential backoff and
 jitter until `webhook_max_age_hours` after the delivery was created. A stop hands unfinished sends back.
+Each claim, attempt and release is committed here in a short transaction of its own (a job loop).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import now
-from app.jobs import claims
+from app.jobs import repository as claims
 from app.jobs.loop import JobLoop, backoff
 from app.webhooks import signing
 from app.webhooks.models import DELIVERED, FAILED, PENDING, WebhookDelivery, WebhookEndpoint
@@ -61,7 +62,7 @@ async def claim_due(
     skip_locked: bool,
     exclude: Collection[str] = (),
 ) -> list[_Job]:
-    """Claim due pending deliveries that nobody holds (app.jobs.claims), with their endpoints' URL and secret."""
+    """Claim due pending deliveries that nobody holds (app.jobs.repository), with their endpoints' URL and secret."""
     rows = [
         row
         for row, _ in await claims.claim(

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import create_engine, create_sessionmaker, now
-from app.jobs import claims
+from app.jobs import repository as claims
 from app.webhooks.dispatcher import DELIVERIES
 from app.webhooks.models import DELIVERED, PENDING, WebhookDelivery, WebhookEndpoint
 
