@@ -189,8 +189,11 @@ class TaskEngine:
         elif snap.status == pb.VideoStatus.failed:
             await self._fail(row, snap.error_code or "generation_failed", snap.error_message or "Generation failed.")
         else:
-            if snap.status.value != row.status:
-                self.gw.metrics.task_transition(row.provider, snap.status.value)
+            # status is monotone like progress: a vendor that reports an earlier state again (queued after
+            # in_progress) does not send the video back
+            status = pb.VideoStatus.in_progress if row.status == pb.VideoStatus.in_progress.value else snap.status
+            if status.value != row.status:
+                self.gw.metrics.task_transition(row.provider, status.value)
             delay = self._interval(row.poll_count)
             if snap.poll_after is not None:
                 delay = min(snap.poll_after, self.settings.poll_max_interval_ms / 1000)
@@ -199,7 +202,7 @@ class TaskEngine:
                     s,
                     row.id,
                     self.owner,
-                    status=snap.status.value,
+                    status=status.value,
                     progress=max(row.progress, min(99, snap.progress or 0)),
                     poll_count=row.poll_count + 1,
                     poll_errors=0,

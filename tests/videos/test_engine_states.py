@@ -64,11 +64,6 @@ class TestPolling:
         assert len(vendor.polled) == 4
         assert {t.vendor_task_id for t in vendor.polled} == {row.vendor_task_id}
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="engine bug: the row takes whatever status the vendor reports, so in_progress goes back to queued "
-        "(with its progress kept) when a vendor reports an earlier state; status should be monotone like progress",
-    )
     async def test_status_never_goes_back_from_in_progress_to_queued(self, database_url, tmp_path) -> None:
         vendor = ScriptedProvider(polls=[snap("in_progress", 40), snap("queued")])
         async with rig(database_url, tmp_path, vendor) as r:
