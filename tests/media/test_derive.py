@@ -9,11 +9,10 @@ import pytest
 from PIL import Image
 
 from app.media.derive import make_spritesheet, make_thumbnail
-from app.providers.sandbox.render import render_video
-from tests.support.media import decode, mad
+from tests.support.media import CLIP_FPS, CLIP_H, CLIP_PROMPT, CLIP_SECONDS, CLIP_W, decode, mad, render_base_clip
 
-W, H, SECONDS, FPS = 320, 240, 4, 24
-PROMPT = "A corgi surfing a giant wave at sunset, cinematic lighting, 35mm film grain"
+W, H, SECONDS, FPS = CLIP_W, CLIP_H, CLIP_SECONDS, CLIP_FPS
+PROMPT = CLIP_PROMPT
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +22,7 @@ def clips(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def base(clips: Path) -> Path:
-    out = clips / "base.mp4"
-    render_video(out, width=W, height=H, seconds=SECONDS, prompt=PROMPT, seed=7, label="sandbox · text")
-    return out
+    return render_base_clip(clips / "base.mp4")
 
 
 def test_thumbnail_is_webp(base: Path, tmp_path: Path) -> None:

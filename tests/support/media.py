@@ -102,3 +102,17 @@ def encode_image(img: Image.Image, fmt: str) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
     return buf.getvalue()
+
+
+# the clip the derive and sandbox-render tests share
+CLIP_W, CLIP_H, CLIP_SECONDS, CLIP_FPS = 320, 240, 4, 24
+CLIP_PROMPT = "A corgi surfing a giant wave at sunset, cinematic lighting, 35mm film grain"
+
+
+def render_base_clip(out: Path) -> Path:
+    from app.providers.sandbox.render import render_video
+
+    render_video(
+        out, width=CLIP_W, height=CLIP_H, seconds=CLIP_SECONDS, prompt=CLIP_PROMPT, seed=7, label="sandbox · text"
+    )
+    return out

@@ -14,10 +14,22 @@ from PIL import Image, ImageOps
 
 from app.media.probe import MediaError, VideoInfo, probe_video
 from app.providers.sandbox.render import _open_image, edit_video, extend_video, frame_png, render_video
-from tests.support.media import decode, encode_image, mad, reference_image, solid_image
+from tests.support.media import (
+    CLIP_FPS,
+    CLIP_H,
+    CLIP_PROMPT,
+    CLIP_SECONDS,
+    CLIP_W,
+    decode,
+    encode_image,
+    mad,
+    reference_image,
+    render_base_clip,
+    solid_image,
+)
 
-W, H, SECONDS, FPS = 320, 240, 4, 24
-PROMPT = "A corgi surfing a giant wave at sunset, cinematic lighting, 35mm film grain"
+W, H, SECONDS, FPS = CLIP_W, CLIP_H, CLIP_SECONDS, CLIP_FPS
+PROMPT = CLIP_PROMPT
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +39,7 @@ def clips(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def base(clips: Path) -> Path:
-    out = clips / "base.mp4"
-    render_video(out, width=W, height=H, seconds=SECONDS, prompt=PROMPT, seed=7, label="sandbox · text")
-    return out
+    return render_base_clip(clips / "base.mp4")
 
 
 # ----------------------------------------------------------------------------- render_video
