@@ -16,7 +16,10 @@ router = APIRouter(prefix="/v1", tags=["models"])
 def _model(gw: GatewayDep, name: str) -> dict[str, Any]:
     route = gw.registry.resolve(name)
     owner = route.caps.provider if route else "vidgate"
-    return {"id": name, "object": "model", "created": gw.registry.created, "owned_by": owner}
+    card: dict[str, Any] = {"id": name, "object": "model", "created": gw.registry.created, "owned_by": owner}
+    if route is not None:
+        card["capabilities"] = route.caps.summary()  # an extra field: the SDKs keep it, others ignore it
+    return card
 
 
 @router.get("/models", summary="List models")

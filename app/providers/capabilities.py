@@ -126,10 +126,26 @@ class ModelCaps:
     edit: bool = False
     extend: bool = False
     max_total_seconds: int = 120
+    audio: bool = False  # the model can make a sound track (`metadata.generate_audio` / `metadata.audio`)
     description: str = ""
     extras: frozenset[str] = field(default_factory=frozenset)  # documented metadata keys
 
-    # -- descriptions used in error messages and `vidgate providers`
+    # -- descriptions used in error messages, `vidgate providers` and `/v1/models`
+    def summary(self) -> dict[str, object]:
+        """The capabilities a client may want before it creates: what `/v1/models` shows per model."""
+        return {
+            "sizes": [f"{w}x{h}" for w, h in self.sizes] or None,
+            "side_range": None if self.sizes else list(self.side_range),
+            "seconds": list(self.seconds) or None,
+            "seconds_range": None if self.seconds else list(self.seconds_range),
+            "default_size": f"{self.default_size[0]}x{self.default_size[1]}",
+            "default_seconds": self.default_seconds,
+            "image_input": self.image,
+            "last_frame": self.last_frame,
+            "audio": self.audio,
+            "operations": ["create", *(op for op in ("remix", "edit", "extend") if getattr(self, op))],
+        }
+
     def sizes_text(self) -> str:
         if self.sizes:
             return ", ".join(f"{w}x{h}" for w, h in self.sizes)

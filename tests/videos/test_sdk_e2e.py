@@ -188,3 +188,10 @@ class TestErrors:
     def test_models_list(self, client: OpenAI) -> None:
         ids = {m.id for m in client.models.list()}
         assert {"sandbox", "sora-2", "sora-2-pro"} <= ids
+
+    def test_models_show_capabilities(self, client: OpenAI) -> None:
+        """A client can learn sizes, durations, image inputs and audio before it creates (an extra field)."""
+        caps = client.models.retrieve("sandbox").model_extra["capabilities"]  # type: ignore[index]
+        assert caps["operations"] == ["create", "remix", "edit", "extend"]
+        assert caps["image_input"] == "optional" and caps["audio"] in (True, False)
+        assert caps["default_seconds"] in (caps["seconds"] or range(*caps["seconds_range"]))
