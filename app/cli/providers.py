@@ -31,7 +31,8 @@ def providers() -> None:
                     typer.echo(
                         f"  {caps.name}\n    sizes: {caps.sizes_text()}\n    seconds: {caps.seconds_text()}"
                         f" (default {caps.default_seconds})\n    image: {caps.image}"
-                        f"{' + last frame' if caps.last_frame else ''}\n    audio: {'yes' if caps.audio else 'no'}\n    operations: "
+                        f"{' + last frame' if caps.last_frame else ''}\n"
+                        f"    audio: {'yes' if caps.audio else 'no'}\n    operations: "
                         f"{', '.join(['create', *ops])}"
                     )
             if reg.aliases:
