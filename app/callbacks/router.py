@@ -90,9 +90,11 @@ async def vendor_callback(vendor: str, video_id: str, token: str, request: Reque
         key = channel.credentials.get(spec.callback.credential) if channel is not None else None
         if not key:
             raise errors.AuthenticationFailed("Invalid callback signature.", code="invalid_signature")
-    else:  # keyed by an optional setting: unset, the path token alone is checked
-        secret = getattr(gw.settings, spec.setting(spec.callback.setting or ""))
+    elif spec.callback.setting is not None:  # keyed by an optional setting: unset, the path token alone is checked
+        secret = getattr(gw.settings, spec.setting(spec.callback.setting))
         key = secret.get_secret_value() if secret is not None else None
+    else:  # the vendor signs nothing: the per-task path token is the whole check
+        key = None
     if key is not None:
         if spec.callback.scheme == "vidu_hmac":
             valid = vidu_valid(key, request.method, request.url.path, request.url.query, headers, now=now())

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 # how the service hands reference images to a vendor: bytes it fetched, or a URL the vendor fetches itself
 ImageTransport = Literal["bytes", "base64", "url", "either"]
-CallbackScheme = Literal["vidu_hmac", "standard_webhooks"]
+# "token": the vendor signs nothing; the unguessable per-task token in the callback path is the check
+CallbackScheme = Literal["vidu_hmac", "standard_webhooks", "token"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ class Option:
 @dataclass(frozen=True)
 class Callback:
     """The vendor calls back on task changes, signed with `scheme`. The key is a channel credential
-    (`credential`, required), or an optional setting (`setting`; unset: the path token alone is checked)."""
+    (`credential`, required), or an optional setting (`setting`; unset: the path token alone is checked),
+    or neither (scheme "token": the path token alone)."""
 
     scheme: CallbackScheme
     credential: str | None = None
