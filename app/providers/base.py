@@ -103,6 +103,10 @@ class TaskSnapshot:
     # a hint for when to look again (seconds from now); None → the engine's own backoff
     poll_after: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # provider-private, e.g. recipe for download
+    # what the vendor bills, in its own units, when it says so (e.g. Seedance {"completion_tokens": 108900});
+    # a price per unit in the price table charges these instead of seconds
+    usage: dict[str, float] = field(default_factory=dict)
+    has_audio: bool | None = None  # the vendor says the result has (or lacks) a sound track
 
 
 @runtime_checkable
