@@ -347,30 +347,12 @@ class TestGoldenBodies:
         body = build_body(make_req(model="T2V-01", width=1280, height=720, extras={"fast_pretreatment": True}))
         assert "fast_pretreatment" not in body
 
-    @pytest.mark.parametrize(
-        ("extras", "expected"),
-        [
-            ({"resolution": "1080p"}, ("1080P", 6)),
-            ({"duration": "10"}, ("768P", 10)),
-            ({"resolution": "768P", "duration": 10}, ("768P", 10)),
-        ],
-    )
-    def test_explicit_resolution_and_duration(self, extras: dict[str, Any], expected: tuple[str, int]) -> None:
-        body = build_body(make_req(width=1920, height=1080, extras=extras))
-        assert (body["resolution"], body["duration"]) == expected
+    def test_metadata_cannot_change_duration_or_resolution(self) -> None:
+        body = build_body(make_req(width=1920, height=1080, extras={"resolution": "768P", "duration": "10"}))
+        assert (body["resolution"], body["duration"]) == ("1080P", 6)  # what was checked and priced
 
-    @pytest.mark.parametrize(
-        "extras",
-        [
-            {"resolution": "720P"},
-            {"resolution": "1080P", "duration": 10},
-            {"duration": "ten"},
-            {"duration": True},
-            {"prompt_optimizer": "maybe"},
-            {"subject_reference": "[not json"},
-        ],
-    )
-    def test_bad_metadata_is_rejected_naming_what_is_allowed(self, extras: dict[str, Any]) -> None:
+    @pytest.mark.parametrize("extras", [{"prompt_optimizer": "maybe"}, {"subject_reference": "[not json"}])
+    def test_bad_metadata_is_rejected(self, extras: dict[str, Any]) -> None:
         model = "S2V-01" if "subject_reference" in extras else "MiniMax-Hailuo-2.3"
         with pytest.raises(Rejected) as exc:
             build_body(make_req(model=model, extras=extras))

@@ -21,9 +21,11 @@ UNCONFIRMED facts and what this adapter does about them:
 - 512P pixels (image-to-video on MiniMax-Hailuo-02 only): declared as 910x512 (16:9 of a 512 short side).
 - 10 s is not offered at 1080P, which the per-model caps cannot express (they snap size and seconds apart): the
   adapter keeps the snapped duration and lowers the resolution to the nearest one that has it (1080P + 10 s →
-  768P), as Vidu's adapter does for its 8-second rule; the Video reports the size really produced. A
-  `metadata.resolution` / `metadata.duration` the client set explicitly is checked as is instead (400 naming
-  the allowed values).
+  768P), as Vidu's adapter does for its 8-second rule; the Video reports the size really produced.
+- `metadata`: the documented switches (`prompt_optimizer`, `fast_pretreatment` on Hailuo models,
+  `aigc_watermark` or `watermark`, `callback_url`; `last_frame_image` on Hailuo-02, `subject_reference` on
+  S2V-01). new-api's `metadata.duration` / `metadata.resolution` overrides are not honoured: `seconds` and
+  `size` decide, since those are what the policy checked and the credits were reserved for.
 - The 01 series with explicit `duration` / `resolution`: MiniMax's T2V/I2V reference lists 6 s at 720P for
   "other models", and new-api sends both, so both are sent (`6`, `720P`).
 - Audio: none documented for these models; snapshots say `has_audio=False`.

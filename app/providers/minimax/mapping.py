@@ -43,9 +43,7 @@ _SHORT_SIDE = {res: size[1] for res, size in PIXELS.items()}
 
 _HAILUO_MODELS = frozenset({"MiniMax-Hailuo-2.3", "MiniMax-Hailuo-2.3-Fast", "MiniMax-Hailuo-02"})
 _BOOL_KEYS = frozenset({"prompt_optimizer", "fast_pretreatment", "aigc_watermark", "watermark"})
-_COMMON_EXTRAS = frozenset(
-    {"prompt_optimizer", "aigc_watermark", "watermark", "callback_url", "duration", "resolution"}
-)
+_COMMON_EXTRAS = frozenset({"prompt_optimizer", "aigc_watermark", "watermark", "callback_url"})
 _DESCRIPTIONS = {
     "MiniMax-Hailuo-2.3": "Hailuo 2.3: text or first frame; 768P 6/10 s, 1080P 6 s",
     "MiniMax-Hailuo-2.3-Fast": "Hailuo 2.3 Fast: first frame only; 768P 6/10 s, 1080P 6 s",
@@ -164,47 +162,6 @@ def resolve(table: dict[str, tuple[int, ...]], width: int, height: int, seconds:
     return resolution, min(durations, key=lambda d: (abs(d - seconds), -d))
 
 
-def _allowed_text(table: dict[str, tuple[int, ...]]) -> str:
-    return "; ".join(f"{r}: {', '.join(f'{d} s' for d in ds)}" for r, ds in table.items())
-
-
-def _explicit(
-    model: str, table: dict[str, tuple[int, ...]], extras: dict[str, Any], resolution: str, duration: int
-) -> tuple[str, int]:
-    """`metadata.resolution` / `metadata.duration` (new-api's convention) override, checked as given."""
-    res_value, dur_value = extras.get("resolution"), extras.get("duration")
-    if res_value is None and dur_value is None:
-        return resolution, duration
-    if res_value is not None:
-        resolution = str(res_value).strip().upper()
-        if resolution not in table:
-            raise Rejected(
-                PROVIDER,
-                f"metadata.resolution '{res_value}' is not offered by '{model}' here; allowed: {_allowed_text(table)}.",
-                vendor_code="invalid_value",
-            )
-    if dur_value is not None:
-        text = str(dur_value).strip()
-        if isinstance(dur_value, bool) or not (isinstance(dur_value, int) or text.isdigit()):
-            raise Rejected(
-                PROVIDER,
-                f"metadata.duration must be a whole number of seconds, not {dur_value!r}.",
-                vendor_code="invalid_value",
-            )
-        duration = int(text)
-    if duration not in table[resolution]:
-        if res_value is None:  # only the duration was pinned: find it a tier
-            having = [r for r, ds in table.items() if duration in ds]
-            if having:
-                return _nearest_resolution(having, _SHORT_SIDE[resolution]), duration
-        raise Rejected(
-            PROVIDER,
-            f"'{model}' cannot make {duration} s at {resolution}; allowed: {_allowed_text(table)}.",
-            vendor_code="invalid_value",
-        )
-    return resolution, duration
-
-
 def _bool(key: str, value: Any) -> bool:
     """Multipart metadata arrives as strings; MiniMax checks its switches are booleans."""
     if isinstance(value, bool):
@@ -245,7 +202,6 @@ def build_body(req: GenerationRequest) -> dict[str, Any]:
     extras = _extras(req)
     allowed = next(c.extras for c in MODELS if c.name == req.model)
     resolution, duration = resolve(table, req.width, req.height, req.seconds)
-    resolution, duration = _explicit(req.model, table, extras, resolution, duration)
     body: dict[str, Any] = {"model": req.model}
     if req.prompt:
         body["prompt"] = req.prompt
@@ -270,9 +226,7 @@ def build_body(req: GenerationRequest) -> dict[str, Any]:
     body["duration"] = duration
     body["resolution"] = resolution
     for key, value in extras.items():
-        if key not in allowed or key in {"duration", "resolution", "last_frame_image", "last_frame_url"}:
-            continue
-        if key == "subject_reference":
+        if key not in allowed:
             continue
         if key in _BOOL_KEYS:
             body["aigc_watermark" if key == "watermark" else key] = _bool(key, value)
