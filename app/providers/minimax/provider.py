@@ -310,16 +310,17 @@ class MiniMaxProvider:
         # a pre-signed CDN URL: no Authorization, so our key never reaches the storage host
         expired = "The MiniMax download URL has expired (valid for hours); the next poll retrieves a fresh one."
         backup = snap.meta.get("backup_download_url")
+        kw: dict[str, Any] = {"expired": expired, "timeout": self._timeout, "follow_redirects": True}
         started = False
         try:
-            async for chunk in stream(self._client, PROVIDER, snap.video_url, expired=expired, timeout=self._timeout):
+            async for chunk in stream(self._client, PROVIDER, snap.video_url, **kw):
                 started = True
                 yield chunk
         except (Unavailable, NotFoundAtVendor):
             if started or not isinstance(backup, str) or not backup or backup == snap.video_url:
                 raise
             log.info("minimax: download of task %s failed; trying its backup_download_url", task.vendor_task_id)
-            async for chunk in stream(self._client, PROVIDER, backup, expired=expired, timeout=self._timeout):
+            async for chunk in stream(self._client, PROVIDER, backup, **kw):
                 yield chunk
 
 
