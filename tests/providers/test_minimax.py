@@ -43,7 +43,7 @@ from app.providers.vendors import VENDORS
 from tests.conftest import make_settings, new_key
 from tests.fakes.minimax import CDN, VIDEO_BYTES, VIDEO_SIZE, FakeMiniMaxState, Invalid, make_app, validate
 from tests.support.media import solid_image
-from tests.videos.test_http import finish
+from tests.videos.test_http import assert_error, finish
 
 KEY = "sk-api-test-minimax"
 BASE = "https://api.minimax.io"
@@ -720,3 +720,102 @@ async def test_callbacks_are_verified_then_update_the_task_at_once(database_url:
             # a challenge to a wrong token is not answered
             bad = await c.post(f"/callbacks/minimax/{vid}/{'0' * 43}", json={"challenge": "x"})
             assert bad.status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------
+# through the gateway: the parameter policy, moderation and vendor faults as a client sees them
+
+
+@pytest.fixture
+async def gw(database_url: str, tmp_path: Any) -> AsyncIterator[tuple[Any, httpx.AsyncClient, dict[str, str], Any]]:
+    fake, state = make_app(api_key=KEY)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake), timeout=10)
+    settings = make_settings(
+        database_url,
+        tmp_path / "data",
+        sandbox_enabled=False,
+        poll_interval_ms=50,
+        poll_max_interval_ms=100,
+        minimax_api_key=KEY,
+        minimax_base_url=BASE,
+    )
+    app = create_app(settings, http=http)
+    async with app.router.lifespan_context(app):
+        auth = {"Authorization": f"Bearer {await new_key(app)}"}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            yield app, c, auth, state
+    await http.aclose()
+
+
+def _creates(state: FakeMiniMaxState) -> list[Any]:
+    return state.bodies("/v1/video_generation")
+
+
+class TestThroughTheGateway:
+    async def test_nearest_snaps_and_reports_what_is_sent(self, gw: Any) -> None:
+        _, c, auth, state = gw
+        json = {"prompt": "x", "model": "MiniMax-Hailuo-2.3", "seconds": "4", "size": "1280x720"}
+        r = await c.post("/v1/videos", headers=auth, json=json)
+        assert r.status_code == 200, r.text
+        assert (r.json()["seconds"], r.json()["size"]) == ("6", "1366x768")
+        assert {k: _creates(state)[-1][k] for k in ("duration", "resolution")} == {"duration": 6, "resolution": "768P"}
+        assert (await finish(c, auth, r.json()["id"]))["status"] == "completed"
+
+    async def test_ten_seconds_at_1080p_is_sent_at_768p(self, gw: Any) -> None:
+        _, c, auth, state = gw
+        json = {"prompt": "x", "model": "MiniMax-Hailuo-02", "seconds": "10", "size": "1920x1080"}
+        assert (await c.post("/v1/videos", headers=auth, json=json)).status_code == 200
+        assert (_creates(state)[-1]["duration"], _creates(state)[-1]["resolution"]) == (10, "768P")
+
+    @pytest.mark.parametrize(
+        ("field", "value", "allowed"), [("seconds", "4", "6, 10"), ("size", "1280x720", "1366x768, 1920x1080")]
+    )
+    async def test_strict_names_the_allowed_values(self, gw: Any, field: str, value: str, allowed: str) -> None:
+        app, c, auth, state = gw
+        app.state.gateway.settings.param_policy = "strict"
+        r = await c.post("/v1/videos", headers=auth, json={"prompt": "x", "model": "MiniMax-Hailuo-2.3", field: value})
+        err = assert_error(r, 400, param=field)
+        assert allowed in err["message"]
+        assert _creates(state) == []
+
+    async def test_moderation_at_submit_is_a_400_moderation_blocked(self, gw: Any) -> None:
+        _, c, auth, state = gw
+        state.fail_next(1026, on="create", msg="input new_sensitive")
+        r = await c.post("/v1/videos", headers=auth, json={"prompt": "x", "model": "MiniMax-Hailuo-2.3"})
+        err = assert_error(r, 400, code="moderation_blocked")
+        assert "new_sensitive" in err["message"]
+        assert (await c.get("/v1/videos", headers=auth)).json()["data"] == []
+
+    async def test_5xx_at_submit_is_retried_and_the_task_completes(self, gw: Any) -> None:
+        _, c, auth, state = gw
+        state.fail_next(1000, on="create", http=500)
+        r = await c.post("/v1/videos", headers=auth, json={"prompt": "x", "model": "MiniMax-Hailuo-2.3"})
+        assert r.status_code == 200, r.text
+        assert (await finish(c, auth, r.json()["id"]))["status"] == "completed"
+        assert len(_creates(state)) == 2
+
+    async def test_throttled_queries_are_waited_out(self, gw: Any) -> None:
+        _, c, auth, state = gw
+        r = await c.post("/v1/videos", headers=auth, json={"prompt": "x", "model": "MiniMax-Hailuo-2.3"})
+        state.fail_next(1002, on="query")
+        state.fail_next(1000, on="retrieve", http=500)
+        assert (await finish(c, auth, r.json()["id"]))["status"] == "completed"
+
+    async def test_multipart_image_and_metadata(self, gw: Any) -> None:
+        _, c, auth, state = gw
+        r = await c.post(
+            "/v1/videos",
+            headers=auth,
+            data={
+                "prompt": "x",
+                "model": "MiniMax-Hailuo-2.3-Fast",
+                "metadata": '{"model": "T2V-01", "prompt_optimizer": "false", "watermark": "true"}',
+            },
+            files={"input_reference": ("ref.jpg", JPEG, "image/jpeg")},
+        )
+        assert r.status_code == 200, r.text
+        body = _creates(state)[-1]
+        assert body["model"] == "MiniMax-Hailuo-2.3-Fast"
+        assert body["first_frame_image"].startswith("data:image/jpeg;base64,")
+        assert (body["prompt_optimizer"], body["aigc_watermark"]) == (False, True)
+        assert (await finish(c, auth, r.json()["id"]))["status"] == "completed"
