@@ -25,8 +25,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from app.channels import repository as repo
 from app.channels.config import ChannelConfig
 from app.channels.models import ChannelRecord
-from app.context import Gateway
 from app.db import now
+from app.gateway import Gateway
 from app.keys.limits import LimiterUnavailable
 from app.providers.registry import Channel, build_channel
 

@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import case
 
 from app.channels import service as channels
-from app.context import Gateway
 from app.db import now
 from app.errors import is_storage_full
+from app.gateway import Gateway
 from app.jobs.loop import JobLoop, Periodic, backoff
 from app.media import derive, probe
 from app.observability import bind

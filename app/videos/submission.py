@@ -24,8 +24,8 @@ from sqlalchemy import func, select
 from app import errors
 from app.callbacks.urls import callback_url
 from app.channels import service as channels
-from app.context import Gateway
 from app.db import now
+from app.gateway import Gateway
 from app.jobs.lease import Heartbeat, LeaseLost, worker_id
 from app.keys.models import ApiKey
 from app.providers import base as pb

@@ -28,7 +28,7 @@ from app.webhooks import signing
 from app.webhooks.models import DELIVERED, FAILED, PENDING, WebhookDelivery, WebhookEndpoint
 
 if TYPE_CHECKING:
-    from app.context import Gateway
+    from app.gateway import Gateway
 
 log = logging.getLogger("vidgate.webhooks")
 
