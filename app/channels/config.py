@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -17,7 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from app.config import Settings
 from app.providers.vendors import VENDORS
 
-Vendor = Literal[tuple(VENDORS)]  # type: ignore[valid-type]  # the vendor table's names, in its order
+if TYPE_CHECKING:
+    Vendor = str
+else:
+    Vendor = Literal[tuple(VENDORS)]  # the vendor table's names, in its order
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 

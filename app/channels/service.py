@@ -170,7 +170,7 @@ async def channel_by_fingerprint(gw: Gateway, fp: str | None) -> Channel | None:
         vendor=rec.vendor,
         credentials=creds,
         base_url=rec.base_url,
-        models=None,  # type: ignore[arg-type]
+        models=None,
     )
     channel = build_channel(cfg, gw.settings, gw.http)
     channel.enabled = False  # polls only: a retired channel takes no new tasks

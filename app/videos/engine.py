@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -367,7 +367,10 @@ class TaskEngine:
         channel: Channel | None = None,
     ) -> None:
         """Thumbnail and spritesheet: the vendor's own when it serves them, else made from the video."""
-        makers = {"thumbnail": derive.make_thumbnail, "spritesheet": derive.make_spritesheet}
+        makers: dict[str, Callable[[Path, Path], object]] = {
+            "thumbnail": derive.make_thumbnail,
+            "spritesheet": derive.make_spritesheet,
+        }
         fetch = provider.download_variant if isinstance(provider, pb.ServesVariants) else None
         for variant, make in makers.items():
             if fetch is not None:

@@ -34,6 +34,7 @@ from app.media.probe import (
     frame_rate,
     open_video,
     probe_video,
+    to_image,
 )
 from app.providers.sandbox.drawing import Decor, Patch, Rows, crop_rows, palette
 
@@ -56,7 +57,7 @@ def _open_image(data: bytes, *, cover: tuple[int, int] | None = None) -> Image.I
     larger than it takes to cover that size: a JPEG is decoded at a DCT scale (1/2..1/8), other formats
     are reduced by a whole factor right after decoding, so a big reference never lingers at full size."""
     try:
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
         swap = exif_orientation(img) in SWAPS_SIDES
         if cover is not None:
             cw, ch = (cover[1], cover[0]) if swap else cover  # the stored image's sides, before turning it
@@ -130,7 +131,7 @@ class _Encoder:
     def __enter__(self) -> _Encoder:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         try:
             if exc_type is None:
                 if self.count == 0:
@@ -199,7 +200,9 @@ def _check_size(width: int, height: int) -> None:
             raise ValueError(f"{name} must be an even integer in [{MIN_SIDE}, {MAX_SIDE}], got {v!r}")
 
 
-def _synthetic_frames(width: int, height: int, n: int, rate: Fraction, prompt: str, seed: int, label):
+def _synthetic_frames(
+    width: int, height: int, n: int, rate: Fraction, prompt: str, seed: int, label: str | None
+) -> Iterator[np.ndarray]:
     pal = palette(seed, prompt)
     decor = Decor(width, height, prompt, label, pal["accent"])
     decor.timecode_for(n)
@@ -362,6 +365,7 @@ def edit_video(
                 last_out = rgb.copy() if not rgb.flags.writeable else rgb
                 if decor.band is not None:
                     decor.band.apply(last_out)
+            assert last_out is not None  # set on the first frame
             enc.write(last_out)
     return probe_video(out)
 
@@ -419,13 +423,13 @@ def _last_frame(path: Path) -> Image.Image:
             except (av.FFmpegError, MediaError):
                 last = None
         if last is not None:
-            return last.to_image()
+            return to_image(last)
     with open_video(path) as (container, stream):  # no index / seek failed: decode through
         for frame in decode_frames(container, stream):
             last = frame
         if last is None:
             raise MediaError("video stream has no decodable frames")
-        return last.to_image()
+        return to_image(last)
 
 
 def frame_png(path: Path, *, which: Literal["first", "last"] = "first", rows: Rows | None = None) -> bytes:
@@ -434,7 +438,7 @@ def frame_png(path: Path, *, which: Literal["first", "last"] = "first", rows: Ro
     if which == "first":
         with open_video(path) as (container, stream):
             for frame in decode_frames(container, stream):
-                img = frame.to_image()
+                img = to_image(frame)
                 break
             else:
                 raise MediaError("video stream has no decodable frames")
