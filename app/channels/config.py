@@ -50,7 +50,9 @@ class ChannelConfig(BaseModel):
         return [c for c in VENDORS[self.vendor].credential_fields if not self.credentials.get(c)]
 
 
-Price = float | dict[str, float]  # credits per second; or per resolution class ("720p": 1.0, "default": 0.5)
+# credits per second; or per resolution class ("720p": 1.0, "default": 0.5); a dict may add "units": credits per
+# unit the vendor bills in and reports (Seedance: {"completion_tokens": 0.00002}), charged instead of seconds
+Price = float | dict[str, float | dict[str, float]]
 
 
 class GatewayConfig(BaseModel):

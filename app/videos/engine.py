@@ -326,6 +326,7 @@ class TaskEngine:
             variant: {"key": f"videos/{row.id}/{name}", "bytes": sizes[variant]}
             for variant, name in VARIANT_FILES.items()
         }
+        assets["video"]["audio"] = info.has_audio  # whether the stored MP4 carries a sound track
         values: dict[str, Any] = {
             "status": pb.VideoStatus.completed.value,
             "progress": 100,
@@ -333,13 +334,15 @@ class TaskEngine:
             "expires_at": int(t + self.settings.retention_hours * 3600),
             "assets": assets,
             # what the vendor reported at the end (e.g. its video id, needed to extend the video later)
-            "vendor_meta": {**(row.vendor_meta or {}), **snap.meta},
+            "vendor_meta": {**(row.vendor_meta or {}), **snap.meta, **({"usage": snap.usage} if snap.usage else {})},
             "size": f"{info.width}x{info.height}",
             "seconds": str(max(1, round(info.seconds))),
             "next_poll_at": None,
         }
         produced = float(values["seconds"]) - float((row.params or {}).get("source_seconds") or 0)
-        charge = usage.cost(self.gw.registry.prices, [row.model, row.vendor_model], info.width, info.height, produced)
+        charge = usage.cost(
+            self.gw.registry.prices, [row.model, row.vendor_model], info.width, info.height, produced, units=snap.usage
+        )
         async with self.gw.sessionmaker() as s:
             # only while this engine still holds the task: one that lost its lease never finalises it
             done = await repo.release(s, row.id, self.owner, **values)
