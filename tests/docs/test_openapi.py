@@ -13,7 +13,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from tests.videos.test_http import VIDEO_KEYS, finish
+from tests.support.api import VIDEO_KEYS, finish
 
 ENVELOPE = {"$ref": "#/components/schemas/ErrorResponse"}
 

@@ -18,7 +18,7 @@ from app.videos.models import Video
 from tests.conftest import make_settings, new_key
 from tests.fakes import kling as kling_fake
 from tests.fakes import vidu as vidu_fake
-from tests.videos.test_http import assert_error, finish
+from tests.support.api import assert_error, finish
 
 
 class GatewayTransport(httpx.AsyncBaseTransport):

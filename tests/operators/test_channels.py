@@ -15,7 +15,7 @@ import yaml
 from app.main import create_app
 from tests.conftest import make_settings, new_key
 from tests.fakes import openai_upstream
-from tests.videos.test_http import finish
+from tests.support.api import finish
 
 
 class Upstreams:

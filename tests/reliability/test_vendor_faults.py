@@ -17,8 +17,8 @@ from tests.conftest import LiveServer, make_settings, new_key
 from tests.fakes import openai_upstream
 from tests.operators.test_channels import CREATE, Gateway, Upstreams, write_config
 from tests.reliability.rig import FAULTS, FaultInjector, Seen, all_rows, until
+from tests.support.api import finish
 from tests.support.media import mp4_info
-from tests.videos.test_http import finish
 
 OK, FAIL = 40, 20
 TIMEOUT_S = 2.0  # the gateway's vendor timeout; a "timeout" fault hangs longer than this (2 s: a loaded CI machine

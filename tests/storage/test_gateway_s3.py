@@ -7,8 +7,8 @@ import httpx
 from app.main import create_app
 from tests.conftest import make_settings, new_key
 from tests.storage.conftest import ACCESS_KEY, BUCKET, SECRET_KEY
+from tests.support.api import finish
 from tests.support.media import mp4_info
-from tests.videos.test_http import finish
 
 
 def s3_settings(database_url, tmp_path, endpoint, **kw):

@@ -14,7 +14,7 @@ import pytest
 
 from app.videos import reads
 from app.videos.models import Video
-from tests.videos.test_http import assert_error, finish
+from tests.support.api import assert_error, finish
 
 READERS = 8
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.api import assert_error, finish
 from tests.support.media import big_png, solid_image
-from tests.videos.test_http import assert_error, finish
 
 # -- metadata: keys, depth and serialized size (item 17) ------------------------------------------
 

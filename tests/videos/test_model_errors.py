@@ -14,7 +14,7 @@ import yaml
 
 from app.main import create_app
 from tests.conftest import make_settings, new_key
-from tests.videos.test_http import assert_error, finish
+from tests.support.api import assert_error, finish
 
 
 @asynccontextmanager

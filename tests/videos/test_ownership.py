@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.conftest import new_key
-from tests.videos.test_http import finish
+from tests.support.api import finish
 
 
 def strip(r: httpx.Response) -> tuple[int, bytes]:

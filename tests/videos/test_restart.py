@@ -57,7 +57,7 @@ async def _status_direct(database_url, storage, ids):
 
 
 async def test_terminal_transition_is_compare_and_set(app, client, auth) -> None:
-    from tests.videos.test_http import finish
+    from tests.support.api import finish
 
     r = await client.post(
         "/v1/videos",
