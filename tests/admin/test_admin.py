@@ -20,6 +20,8 @@ from app.videos.models import Video
 from tests.conftest import make_settings, new_key
 from tests.support.api import assert_error, finish
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 ADMIN = "admin-test-token"
 H = {"Authorization": f"Bearer {ADMIN}"}
 FAST = {"sandbox_latency_ms": 0}

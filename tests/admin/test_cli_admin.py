@@ -23,6 +23,8 @@ from tests.conftest import make_settings
 from tests.keys.test_cli import vidgate as vidgate_sync
 from tests.support.api import finish
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 
 @pytest.fixture
 def env(database_url: str, tmp_path: Path) -> dict[str, str]:

@@ -15,6 +15,8 @@ from openapi_spec_validator import validate
 
 from tests.support.api import VIDEO_KEYS, finish
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 ENVELOPE = {"$ref": "#/components/schemas/ErrorResponse"}
 
 

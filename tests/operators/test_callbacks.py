@@ -11,6 +11,7 @@ import time
 from email.utils import formatdate
 
 import httpx
+import pytest
 
 from app.callbacks.verify import callback_token, kling_valid
 from app.main import create_app
@@ -19,6 +20,8 @@ from tests.conftest import make_settings, new_key
 from tests.fakes import kling as kling_fake
 from tests.fakes import vidu as vidu_fake
 from tests.support.api import assert_error, finish
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 
 class GatewayTransport(httpx.AsyncBaseTransport):

@@ -17,6 +17,8 @@ from tests.conftest import make_settings, new_key
 from tests.fakes import openai_upstream
 from tests.support.api import finish
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 
 class Upstreams:
     """Several fake OpenAI-format upstreams, each on its own host, behind one HTTP client."""

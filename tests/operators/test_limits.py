@@ -20,6 +20,8 @@ from app.videos.models import Video
 from tests.conftest import make_settings
 from tests.support.api import assert_error, finish
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 QUICK = {"prompt": "x", "seconds": "4", "size": "64x64", "metadata": {"sandbox_latency_ms": 0}}
 SLOW = {"prompt": "x", "seconds": "1", "size": "64x64", "metadata": {"sandbox_latency_ms": 60000}}
 

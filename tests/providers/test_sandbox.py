@@ -15,6 +15,8 @@ from app.providers.base import GenerationRequest, ImageInput, TaskSnapshot, Vend
 from app.providers.sandbox import SandboxProvider, drawing, fonts, render
 from tests.support.media import decode, mad
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 W, H, FPS = 320, 240, 8
 GREY = (128, 128, 128)
 

@@ -23,6 +23,8 @@ from tests.fakes import jimeng, kling, openai_upstream, vidu, wanxiang
 from tests.fakes.assets import real_mp4
 from tests.support.media import mp4_info, solid_image
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 
 class LoopbackTransport(httpx.AsyncBaseTransport):
     """Every request reaches the fake vendor's port, whatever host its result URLs name."""

@@ -23,6 +23,8 @@ from tests.providers.test_vendor_e2e import VENDORS, _rig
 from tests.support.api import assert_error, finish
 from tests.support.media import solid_image
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 
 async def gateway_with(fake_app: Any, database_url: str, tmp_path: Any, **settings: Any) -> AsyncIterator[Any]:
     """An app whose vendor HTTP goes in-process to `fake_app` (every host)."""

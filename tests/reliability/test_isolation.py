@@ -27,6 +27,8 @@ from tests.support.api import assert_error, finish
 from tests.support.media import solid_image
 from tests.support.network import PUBLIC_IP, Network
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 FAST = {"sandbox_latency_ms": 0}
 UNKNOWN_VIDEO = "video_" + "0" * 48
 UNKNOWN_CHAR = "char_" + "0" * 32

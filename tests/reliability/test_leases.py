@@ -29,6 +29,8 @@ from tests.fakes import openai_upstream
 from tests.reliability.rig import _read_body, _replay, until
 from tests.support.api import finish
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 LEASE_S = 1
 
 

@@ -16,6 +16,8 @@ from app.videos import reads
 from app.videos.models import Video
 from tests.support.api import assert_error, finish
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 READERS = 8
 
 

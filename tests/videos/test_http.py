@@ -11,6 +11,8 @@ import pytest
 from tests.support.api import VIDEO_KEYS, assert_error, finish, form
 from tests.support.media import image_format, mp4_info, solid_image
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 
 class TestCreateEncodings:
     async def test_multipart_text_only_returns_200_queued_with_all_keys(self, client, auth) -> None:

@@ -16,6 +16,8 @@ from tests.operators.test_limits import key_with, used
 from tests.support.api import assert_error, finish
 from tests.support.media import solid_image
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 QUICK = {"prompt": "once", "seconds": "4", "size": "64x64", "metadata": {"sandbox_latency_ms": 0}}
 
 

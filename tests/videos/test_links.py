@@ -18,6 +18,8 @@ from app.videos.models import Video
 from tests.conftest import make_settings
 from tests.support.api import assert_error, finish
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 TTL = 120
 ADMIN = "admin-test-token-0123456789"
 BODY = {"prompt": "x", "seconds": "1", "size": "64x64", "metadata": {"sandbox_latency_ms": 0}}

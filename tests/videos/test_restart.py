@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from app.main import create_app
 from app.videos import repository as repo
 from app.videos.models import Video
 from tests.conftest import make_settings, new_key
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 
 async def _status(app, ids: list[str]) -> dict[str, str]:

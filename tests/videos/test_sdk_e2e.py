@@ -11,6 +11,8 @@ from openai import OpenAI
 
 from tests.support.media import audio_seconds, first_frame, image_format, mp4_info, solid_image
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 
 @pytest.fixture
 def client(live) -> OpenAI:
