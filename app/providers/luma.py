@@ -1,45 +1,33 @@
-"""Luma Dream Machine API adapter (`ray-2`, `ray-flash-2`, legacy `ray-1-6`).
-
-Implements /work/shared/vendors/luma.md (the `lumaai` 1.21.0 SDK types are the field authority):
-- §4 / §6 create: `POST {base}/generations/video` (falls back once to the older `POST {base}/generations`
-  when the newer path answers 404/405), JSON body `{model, prompt, aspect_ratio, resolution, duration,
-  keyframes, loop, concepts, callback_url}` (`build_body`);
-- §5 model matrix (`MODELS`): seven aspect ratios, `540p/720p/1080p/4k`, `"5s"/"9s"`; ray-1-6 takes neither
-  `resolution`, `duration` nor `concepts`;
+"""Luma Dream Machine API adapter (`ray-2`, `ray-flash-2`, legacy `ray-1-6`), per /work/shared/vendors/luma.md
+(the `lumaai` 1.21.0 SDK types are the field authority):
+- §4/§6 create `POST {base}/generations/video` (once more on the older `POST {base}/generations` when the new
+  path answers 404/405): `{model, prompt, aspect_ratio, resolution, duration, keyframes, loop, concepts,
+  callback_url}` (`build_body`); §5 models (`MODELS`; ray-1-6 takes no `resolution`, `duration`, `concepts`);
 - §7 poll `GET {base}/generations/{id}`: `queued | dreaming | completed | failed` (`STATUS`, `snapshot`), with a
-  synthesized monotone progress because Luma reports none;
-- §8 delete (`cancel`), §9 `callback_url` (the service's per-task URL; callbacks are hints, scheme "token");
-- §10 errors `{"detail": "<text>"}` or a 422 `{"detail": [...]}` (`map_error`), §10.3 `failure_reason` texts
-  (`failure_code`).
+  synthesized monotone progress (Luma reports none); §8 delete (`cancel`); §9 `callback_url` (scheme "token");
+- §10 errors `{"detail": "<text>"}` / 422 `{"detail": [...]}` (`map_error`), §10.3 `failure_reason` (`failure_code`).
 
-Images: Luma takes only `http(s)` URLs (`keyframes.frame{0,1} = {"type":"image","url":…}`), so the VendorSpec's
-`image_transport` is "url": uploads reach the adapter as signed vidgate links. The end frame (`last_frame`
-upload or `metadata.last_frame_url`) is `frame1`. `extend` of a Luma-made video is
-`keyframes.frame0 = {"type":"generation","id": <source generation id>}`.
+Images: Luma takes `http(s)` URLs only (`keyframes.frame0/frame1 = {"type":"image","url":…}`), so the image
+transport is "url" (uploads arrive as signed vidgate links). `last_frame` / `metadata.last_frame_url` is
+`frame1`; `extend` of a Luma-made video is `frame0 = {"type":"generation","id": <source generation>}`.
 
-Crash recovery (`recover`): Luma keeps no client reference field, but the create request is echoed in every
-Generation (`request.callback_url`), and vidgate's callback URL names the task (`/callbacks/luma/{task_id}/…`).
-So a task submitted with vidgate's callback URL is found again by listing the newest generations; without a
-callback URL (no VIDGATE_PUBLIC_BASE_URL, or the client set its own) nothing ties a generation to our id
-(prompt + time is too weak), and `recover` answers None (the task is submitted again).
+Recovery: Luma keeps no client reference, but every Generation echoes its request, `callback_url` included,
+and vidgate's callback URL names the task (`/callbacks/luma/{task_id}/…`): `recover` lists the newest
+generations and matches that. Without vidgate's callback URL (no VIDGATE_PUBLIC_BASE_URL, or the client's
+own) nothing ties a generation to our id (prompt + time is too weak): `recover` answers None.
 
-UNCONFIRMED facts and what this adapter does about them:
-- Base URL: the SDK's base is `https://api.lumalabs.ai/dream-machine/v1`; the vendor doc also allows the host
-  root. The adapter appends `/dream-machine/v1` when the configured base lacks it, so both work.
-- Output pixel sizes per aspect/resolution are not documented: the capability table assumes short side =
-  the resolution (540/720/1080/2160) and the long side from the ratio (1280x720, 1680x720, 3840x2160 …).
-  The gateway probes the real file, so only the size a client may ask for depends on it. ray-1-6 (no
-  `resolution` field) is listed at the 720p sizes.
-- Default `resolution` is unknown (third parties say 540p): the adapter always sends one (ray-2 family).
-- Whether ray-1-6 is still served (absent from SDK 1.21): kept as a legacy entry, sending neither
-  `duration`, `resolution` nor `concepts`.
-- Status/body of billing errors (402/403): 402, or any text about credits/balance/billing, is
-  `Rejected(insufficient_quota)`; a bare 403 is AuthFailed.
-- 429 body and `Retry-After`: `Retry-After` is read when present, else the service's default applies.
-- Whether prompt moderation can answer at create time: any create error whose text speaks of moderation,
-  blacklisted words or safety is `Rejected(moderation_blocked)` (e.g. `400: failed to moderate image`).
+UNCONFIRMED, and what is done:
+- Base URL: SDK base `…/dream-machine/v1`; the doc also allows the host root: the prefix is added if missing.
+- Output pixels per aspect/resolution: assumed short side = resolution (540/720/1080/2160), long side from
+  the ratio (1280x720, 1680x720, 3840x2160 …); the gateway probes the real file. ray-1-6 is listed at 720p.
+- Default `resolution` (third parties: 540p): always sent for the ray-2 family.
+- ray-1-6 still served (absent from SDK 1.21): kept as legacy, without `duration`/`resolution`/`concepts`.
+- Billing errors: 402, or any text about credits/balance/billing → `Rejected(insufficient_quota)`; bare 403 →
+  AuthFailed. 429: `Retry-After` when present, else the service's default.
+- Moderation at create: an error text about moderation/blacklisted/safety → `Rejected(moderation_blocked)`
+  (e.g. `400: failed to moderate image`, which also means Luma could not fetch the image).
 - Whether an extended generation's video includes the source clip: vidgate reports what the file holds.
-- Asset URL lifetime: the video is downloaded as soon as the task completes (no credentials sent to the CDN).
+- Asset URL lifetime: downloaded as soon as the task completes, without credentials (a CDN link).
 """
 
 from __future__ import annotations
@@ -51,7 +39,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Generator
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -97,49 +85,21 @@ def pixels(short: int, ar: str) -> tuple[int, int]:
     return (long, short) if a >= b else (short, long)
 
 
-def _sizes(shorts: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
-    return tuple(pixels(short, ar) for short in shorts for ar in ASPECTS)
+_RAY2_SIZES = tuple(pixels(short, ar) for short in RESOLUTIONS.values() for ar in ASPECTS)
+_LEGACY_SIZES = tuple(pixels(720, ar) for ar in ASPECTS)
 
 
-_RAY2_SIZES = _sizes(tuple(RESOLUTIONS.values()))
-_LEGACY_SIZES = _sizes((720,))
-
-
-def _caps(name: str, **kw: Any) -> ModelCaps:
+def _caps(name: str, sizes: tuple[tuple[int, int], ...], seconds: tuple[int, ...], description: str) -> ModelCaps:
     return ModelCaps(
-        name=name,
-        provider=PROVIDER,
-        default_size=(1280, 720),
-        image="optional",
-        last_frame=True,
-        extend=True,
-        extras=EXTRAS,
-        **kw,
-    )
+        name=name, provider=PROVIDER, sizes=sizes, seconds=seconds, default_size=(1280, 720), default_seconds=5,
+        image="optional", last_frame=True, extend=True, extras=EXTRAS, description=description,
+    )  # fmt: skip
 
 
 MODELS: tuple[ModelCaps, ...] = (
-    _caps(
-        "ray-2",
-        sizes=_RAY2_SIZES,
-        seconds=tuple(DURATIONS),
-        default_seconds=5,
-        description="Luma Ray 2: 5 or 9 s, 540p to 4k, seven aspect ratios; start/end frame, extend",
-    ),
-    _caps(
-        "ray-flash-2",
-        sizes=_RAY2_SIZES,
-        seconds=tuple(DURATIONS),
-        default_seconds=5,
-        description="Luma Ray Flash 2: faster Ray 2; 5 or 9 s, 540p to 4k; start/end frame, extend",
-    ),
-    _caps(
-        "ray-1-6",
-        sizes=_LEGACY_SIZES,
-        seconds=(5,),
-        default_seconds=5,
-        description="Luma Ray 1.6 (legacy): about 5 s, no resolution choice; start/end frame, extend",
-    ),
+    _caps("ray-2", _RAY2_SIZES, (5, 9), "Luma Ray 2: 5 or 9 s, 540p to 4k, seven aspect ratios; start/end frame"),
+    _caps("ray-flash-2", _RAY2_SIZES, (5, 9), "Luma Ray Flash 2: a faster Ray 2; 5 or 9 s, 540p to 4k"),
+    _caps("ray-1-6", _LEGACY_SIZES, (5,), "Luma Ray 1.6 (legacy): about 5 s, no resolution choice"),
 )
 
 # -- translation tables (§7.1, §10.3) -----------------------------------------------------------------
@@ -164,15 +124,9 @@ FAILURES: Final[dict[str, str]] = {
     "error processing callback": "callback_failed",
 }
 _MODERATION_WORDS = ("moderat", "blacklist", "nsfw", "safety", "inappropriate", "policy violation")
-_BALANCE_WORDS = (
-    "insufficient credit",
-    "not enough credit",
-    "insufficient balance",
-    "insufficient fund",
-    "out of credits",
-    "credit balance",
-    "billing",
-    "payment required",
+_BALANCE_WORDS = tuple(
+    "insufficient credit|not enough credit|insufficient balance|insufficient fund|out of credits|"
+    "credit balance|billing|payment required".split("|")
 )
 
 # synthesized progress: queued stays below 10; dreaming climbs from 10 towards 99 (half-way after 90 s)
@@ -198,6 +152,10 @@ def duration_for(seconds: int) -> str:
     return DURATIONS[min(DURATIONS, key=lambda s: (abs(s - seconds), -s))]
 
 
+def _bad(message: str) -> Rejected:
+    return Rejected(PROVIDER, message, vendor_code="invalid_metadata")
+
+
 def _truthy(key: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -206,7 +164,7 @@ def _truthy(key: str, value: Any) -> bool:
         return True
     if text in {"0", "false", "no", "off", ""}:
         return False
-    raise Rejected(PROVIDER, f"metadata.{key} must be true or false", vendor_code="invalid_metadata")
+    raise _bad(f"metadata.{key} must be true or false")
 
 
 def _json(key: str, value: Any) -> Any:
@@ -215,7 +173,7 @@ def _json(key: str, value: Any) -> Any:
         try:
             return json.loads(value)
         except ValueError:
-            raise Rejected(PROVIDER, f"metadata.{key} is not valid JSON", vendor_code="invalid_metadata") from None
+            raise _bad(f"metadata.{key} is not valid JSON") from None
     return value
 
 
@@ -223,25 +181,16 @@ def concepts(value: Any) -> list[dict[str, str]]:
     """`["dolly_zoom"]`, `"dolly_zoom,orbit_left"` or `[{"key": "dolly_zoom"}]` → `[{"key": …}, …]`."""
     value = _json("concepts", value)
     items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list):
-        raise Rejected(PROVIDER, "metadata.concepts must be a list of concept keys", vendor_code="invalid_metadata")
-    out: list[dict[str, str]] = []
-    for item in items:
-        key = item.get("key") if isinstance(item, dict) else item
-        if not isinstance(key, str) or not key.strip():
-            raise Rejected(PROVIDER, "metadata.concepts must be a list of concept keys", vendor_code="invalid_metadata")
-        out.append({"key": key.strip()})
-    return out
+    keys = [i.get("key") if isinstance(i, dict) else i for i in items] if isinstance(items, list) else [None]
+    if not all(isinstance(k, str) and k.strip() for k in keys):
+        raise _bad("metadata.concepts must be a list of concept keys")
+    return [{"key": str(k).strip()} for k in keys]
 
 
 def _image_frame(img: ImageInput, param: str) -> dict[str, str]:
     if not img.url or not img.url.startswith(("http://", "https://")):
-        raise Rejected(
-            PROVIDER,
-            f"Luma fetches images by URL only; {param} has no http(s) URL (set VIDGATE_PUBLIC_BASE_URL "
-            "so uploads get one, or pass an image URL).",
-            vendor_code="image_url_required",
-        )
+        why = f"Luma fetches images by URL only; {param} has no http(s) URL (set VIDGATE_PUBLIC_BASE_URL)"
+        raise Rejected(PROVIDER, why, vendor_code="image_url_required")
     return {"type": "image", "url": img.url}
 
 
@@ -253,11 +202,7 @@ def _frame(value: Any, name: str) -> dict[str, str]:
             return {"type": "image", "url": value["url"]}
         if kind == "generation" and isinstance(value.get("id"), str) and value["id"].strip():
             return {"type": "generation", "id": value["id"].strip()}
-    raise Rejected(
-        PROVIDER,
-        f'metadata.keyframes.{name} must be {{"type":"image","url":…}} or {{"type":"generation","id":…}}',
-        vendor_code="invalid_metadata",
-    )
+    raise _bad(f'metadata.keyframes.{name} must be {{"type":"image","url":…}} or {{"type":"generation","id":…}}')
 
 
 def source_generation(req: GenerationRequest) -> str:
@@ -282,11 +227,7 @@ def keyframes(req: GenerationRequest) -> dict[str, dict[str, str]]:
     given = _json("keyframes", req.extras.get("keyframes"))
     if given is not None:
         if not isinstance(given, dict) or not set(given) <= {"frame0", "frame1"}:
-            raise Rejected(
-                PROVIDER,
-                "metadata.keyframes must be an object with frame0 and/or frame1",
-                vendor_code="invalid_metadata",
-            )
+            raise _bad("metadata.keyframes must be an object with frame0 and/or frame1")
         for name, value in given.items():
             # explicit inputs (input_reference, last_frame, the extended video) win over metadata
             if value is not None and name not in frames:
@@ -314,7 +255,7 @@ def build_body(req: GenerationRequest) -> dict[str, Any]:
         body["loop"] = _truthy("loop", extras["loop"])
     if extras.get("concepts") not in (None, "", []):
         if legacy:
-            raise Rejected(PROVIDER, "concepts are not supported for ray-1-6", vendor_code="invalid_metadata")
+            raise _bad("concepts are not supported for ray-1-6")
         body["concepts"] = concepts(extras["concepts"])
     if isinstance(extras.get("callback_url"), str) and extras["callback_url"]:
         body["callback_url"] = extras["callback_url"]
@@ -336,7 +277,6 @@ class _Assets(_Model):
 
 class _Echo(_Model):
     callback_url: str | None = None
-    prompt: str | None = None
 
 
 class _Generation(_Model):
@@ -345,8 +285,10 @@ class _Generation(_Model):
     failure_reason: str | None = None
     created_at: datetime | None = None
     assets: _Assets | None = None
-    model: str | None = None
     request: _Echo | None = None
+
+
+_M = TypeVar("_M", bound=_Model)
 
 
 class _Listing(_Model):
@@ -388,12 +330,8 @@ def snapshot(raw: dict[str, Any], *, now: float | None = None) -> TaskSnapshot:
     if status is VideoStatus.completed:
         video = gen.assets.video if gen.assets else None
         if not video:
-            return TaskSnapshot(
-                status=VideoStatus.failed,
-                error_code="no_output",
-                error_message="Luma reported the generation completed without a video URL",
-                meta=meta,
-            )
+            message = "Luma reported the generation completed without a video URL"
+            return TaskSnapshot(status=VideoStatus.failed, error_code="no_output", error_message=message, meta=meta)
         meta["thumbnail_url"] = gen.assets.image if gen.assets else None
         return TaskSnapshot(status=status, progress=100, video_url=video, meta=meta, has_audio=False)
     clock = time.time() if now is None else now
@@ -408,17 +346,9 @@ def error_text(body: Any) -> str | None:
     if isinstance(detail, str):
         return re.sub(r"^\s*\d{3}\s*:\s*", "", detail).strip() or None
     if isinstance(detail, list):
-        parts = []
-        for item in detail:
-            if isinstance(item, dict):
-                loc = [str(p) for p in item.get("loc") or [] if p != "body"]
-                msg = str(item.get("msg") or "invalid value")
-                parts.append(f"{'.'.join(loc)}: {msg}" if loc else msg)
-            else:
-                parts.append(str(item))
-        return "; ".join(parts) or None
-    if isinstance(detail, dict):
-        return error_text({"detail": detail.get("message") or detail.get("detail")})
+        items = [i if isinstance(i, dict) else {"msg": i} for i in detail]
+        parts = [(".".join(str(p) for p in i.get("loc") or [] if p != "body"), str(i.get("msg"))) for i in items]
+        return "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in parts) or None
     return None
 
 
@@ -445,8 +375,11 @@ def map_error(http_status: int, body: Any, *, retry_after: float | None = None) 
     return Rejected(PROVIDER, message, vendor_code="invalid_request", **kw)
 
 
-def _callback_names(task_id: str) -> str:
-    return f"/callbacks/{PROVIDER}/{task_id}/"
+def _parse(model: type[_M], data: dict[str, Any], what: str) -> _M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Unavailable(PROVIDER, f"unexpected Luma {what}: {exc.errors()[:1]}", vendor_code="bad_body") from None
 
 
 # -- the provider -----------------------------------------------------------------------------------
@@ -479,14 +412,10 @@ class LumaProvider:
         self._client = client
         self._auth = BearerAuth(api_key)
         base = base_url.rstrip("/")
-        self._base = base if base.endswith(API_PREFIX) else f"{base}{API_PREFIX}"
+        self.base_url = base if base.endswith(API_PREFIX) else f"{base}{API_PREFIX}"
         self._timeout = timeout
         self._recover_pages = recover_pages
         self._clock = clock
-
-    @property
-    def base_url(self) -> str:
-        return self._base
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Accept": "application/json"}
@@ -496,7 +425,7 @@ class LumaProvider:
             self._client,
             PROVIDER,
             method,
-            f"{self._base}{path}",
+            f"{self.base_url}{path}",
             vendor="Luma",
             auth=self._auth,
             headers=headers,
@@ -520,42 +449,25 @@ class LumaProvider:
         resp = await self._send("POST", "/generations/video", json=body)
         if resp.status_code in {404, 405}:  # an older deployment without the `/video` route (§3)
             resp = await self._send("POST", "/generations", json=body)
-        data = self._data(resp)
-        try:
-            gen = _Generation.model_validate(data)
-        except ValidationError as exc:
-            raise Unavailable(
-                PROVIDER, f"unexpected Luma create response: {exc.errors()[:1]}", vendor_code="bad_body"
-            ) from None
+        gen = _parse(_Generation, self._data(resp), "create response")
         if gen.state == "failed":
             reason = gen.failure_reason or "Luma refused the generation"
             raise Rejected(PROVIDER, reason, vendor_code=failure_code(gen.failure_reason))
-        meta: dict[str, Any] = {"model": req.model, "aspect_ratio": body["aspect_ratio"]}
-        for key in ("resolution", "duration"):
-            if key in body:
-                meta[key] = body[key]
+        meta: dict[str, Any] = {k: body[k] for k in ("model", "aspect_ratio", "resolution", "duration") if k in body}
         if req.operation == "extend":
             meta["extends"] = body["keyframes"]["frame0"]["id"]
         return VendorTask(provider=PROVIDER, vendor_task_id=gen.id, meta=meta)
 
     async def poll(self, task: VendorTask) -> TaskSnapshot:
         data = self._data(await self._send("GET", f"/generations/{task.vendor_task_id}"))
-        try:
-            return snapshot(data, now=self._clock())
-        except ValidationError as exc:
-            raise Unavailable(
-                PROVIDER, f"unexpected Luma generation: {exc.errors()[:1]}", vendor_code="bad_body"
-            ) from None
+        _parse(_Generation, data, "generation")
+        return snapshot(data, now=self._clock())
 
     def download(self, task: VendorTask, snap: TaskSnapshot) -> AsyncIterator[bytes]:
         # the asset URL is a CDN link: our API key must not travel to it
+        gone = "Luma's video URL has expired or is missing"
         return stream(
-            self._client,
-            PROVIDER,
-            snap.video_url,
-            expired="Luma's video URL has expired or is missing",
-            follow_redirects=True,
-            timeout=self._timeout,
+            self._client, PROVIDER, snap.video_url, expired=gone, follow_redirects=True, timeout=self._timeout
         )
 
     async def cancel(self, task: VendorTask) -> None:
@@ -569,17 +481,10 @@ class LumaProvider:
         """The generation a crash may have left behind, found by vidgate's callback URL in its request echo."""
         if req.extras.get("callback_url"):
             return None  # the client's own callback URL: nothing names our task
-        marker = _callback_names(req.task_id)
-        limit = 100
+        marker, limit = f"/callbacks/{PROVIDER}/{req.task_id}/", 100
         for page in range(self._recover_pages):
             params = {"limit": str(limit), "offset": str(page * limit)}
-            data = self._data(await self._send("GET", "/generations", params=params))
-            try:
-                listing = _Listing.model_validate(data)
-            except ValidationError as exc:
-                raise Unavailable(
-                    PROVIDER, f"unexpected Luma listing: {exc.errors()[:1]}", vendor_code="bad_body"
-                ) from None
+            listing = _parse(_Listing, self._data(await self._send("GET", "/generations", params=params)), "listing")
             for gen in listing.generations:
                 url = gen.request.callback_url if gen.request else None
                 if url and marker in url:
