@@ -720,3 +720,34 @@ class TestFake:
         assert old.status_code == 201
         listing = (await client.get(f"{BASE}/generations", params={"limit": 5}, headers=h)).json()
         assert listing["count"] == 1 and listing["has_more"] is False
+
+
+# ---------------------------------------------------------------------------------------------
+# through the gateway: uploads become signed vidgate URLs Luma fetches, and Luma's callbacks reach vidgate
+
+
+def test_upload_goes_as_a_signed_url_and_callbacks_reach_the_gateway(database_url: str, tmp_path: Any) -> None:
+    import io
+
+    from tests.providers.test_vendor_e2e import VENDORS as E2E
+    from tests.providers.test_vendor_e2e import _rig, wait
+
+    vendor = next(v for v in E2E if v.name == "luma")
+    for rig in _rig(vendor, database_url, tmp_path):
+        ref = solid_image((200, 30, 30), size=(1280, 720))
+        created = rig.client.videos.create(
+            prompt="the red card turns",
+            model="ray-2",
+            input_reference=("ref.jpg", io.BytesIO(ref), "image/jpeg"),
+            extra_body={"metadata": {"loop": "true", "concepts": "orbit_left"}},
+        )
+        assert wait(rig.client, created.id).status == "completed"
+        state: FakeLumaState = rig.fake_state
+        (gen,) = state.generations.values()
+        url = gen.request["keyframes"]["frame0"]["url"]
+        assert url.startswith(rig.gateway_url + "/")  # a signed link to vidgate itself
+        assert state.images == [{"url": url, "size": (1280, 720), "format": "JPEG"}]
+        assert gen.request["loop"] is True and gen.request["concepts"] == [{"key": "orbit_left"}]
+        assert gen.request["callback_url"].startswith(f"{rig.gateway_url}/callbacks/luma/{created.id}/")
+        assert [c["json"]["state"] for c in state.callbacks] == ["dreaming", "completed"]
+        assert all(c["status"] == 200 for c in state.callbacks)
