@@ -28,6 +28,8 @@ UNCONFIRMED, and what is done:
   (e.g. `400: failed to moderate image`, which also means Luma could not fetch the image).
 - Whether an extended generation's video includes the source clip: vidgate reports what the file holds.
 - Asset URL lifetime: downloaded as soon as the task completes, without credentials (a CDN link).
+- Listing order and page-size limit: assumed newest first, `limit=100`; `recover` reads 3 pages at most (an
+  error there is logged by the engine, which then submits again).
 """
 
 from __future__ import annotations
