@@ -19,7 +19,7 @@ from openai import OpenAI
 
 from app.main import create_app
 from tests.conftest import LiveServer, make_settings
-from tests.fakes import jimeng, kling, openai_upstream, vidu, wanxiang
+from tests.fakes import jimeng, kling, luma, openai_upstream, vidu, wanxiang
 from tests.fakes.assets import real_mp4
 from tests.support.media import mp4_info, solid_image
 
@@ -55,6 +55,7 @@ class Vendor:
     throttle: Callable[[Any], None]  # make the next submit a 429
     wrong_credentials: dict[str, Any]
     asset: bytes = field(default_factory=real_mp4)  # what the fake serves as the finished video
+    public_base_url: bool = False  # the vendor fetches images by URL: the gateway's own address is public
 
 
 VENDORS = [
@@ -129,6 +130,20 @@ VENDORS = [
         wrong_credentials={"openai_api_key": "sk-wrong"},
         asset=openai_upstream.sample_mp4(),
     ),
+    Vendor(
+        name="luma",
+        # the fake fetches keyframe URLs (signed vidgate links) and POSTs each state change to callback_url
+        make_fake=lambda: luma.make_app(callback_client=httpx.AsyncClient(timeout=5)),
+        settings=lambda url: {"luma_api_key": luma.API_KEY, "luma_base_url": f"{url}/dream-machine/v1"},
+        t2v=("ray-2", "1280x720", "4"),
+        t2v_expected_seconds="5",
+        i2v="ray-flash-2",
+        fail=lambda st: setattr(st, "fail_task", "Contains blacklisted words"),
+        fail_code="moderation_blocked",
+        throttle=lambda st: st.fail_next("429", on="create"),
+        wrong_credentials={"luma_api_key": "luma-wrong-key"},
+        public_base_url=True,
+    ),
 ]
 
 
@@ -169,6 +184,8 @@ def _rig(vendor: Vendor, database_url: str, tmp_path: Any, **overrides: Any) -> 
         key = asyncio.run(mk())
         http = httpx.AsyncClient(transport=LoopbackTransport(fake.port), timeout=10)
         with LiveServer(create_app(settings, http=http)) as gw:
+            if vendor.public_base_url:
+                settings.public_base_url = gw.url
             yield Rig(vendor, state, OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0), gw.url)
 
 
