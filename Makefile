@@ -42,6 +42,7 @@ test-postgres: $(DEV)
 lint: $(DEV)
 	$(BIN)/ruff check app tests
 	$(BIN)/ruff format --check app tests
+	$(BIN)/mypy
 
 format: $(DEV)
 	$(BIN)/ruff format app tests

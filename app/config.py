@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
 from pydantic import SecretStr, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,7 +19,9 @@ from app.providers.vendors import settings_fields
 PLACEHOLDER_TOKENS = frozenset({"", "changeme", "change-me", "admin", "secret"})
 
 # every vendor's fields (credentials as SecretStr, base URLs, options), e.g. `dashscope_api_key`
-_VendorSettings: type[BaseSettings] = create_model("VendorSettings", __base__=BaseSettings, **settings_fields())
+_VendorSettings: type[BaseSettings] = create_model(
+    "VendorSettings", __base__=BaseSettings, **cast(dict[str, Any], settings_fields())
+)
 
 
 class Settings(_VendorSettings):  # type: ignore[valid-type,misc]

@@ -8,9 +8,9 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.context import Gateway
 from app.db import get_session, now
 from app.errors import AuthenticationFailed
+from app.gateway import Gateway
 from app.keys import service as keys
 from app.keys.access import check_key, enforce_rate
 from app.keys.models import ApiKey

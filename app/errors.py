@@ -149,7 +149,8 @@ _PG_DISK_FULL = "53100"  # SQLSTATE disk_full
 def is_storage_full(exc: BaseException) -> bool:
     """Whether `exc` (or what it wraps) says a disk is full: OSError ENOSPC/EDQUOT, SQLite's SQLITE_FULL,
     PostgreSQL's disk_full (53100; asyncpg's DiskFullError). Only the OS's or the database's own words."""
-    stack, seen = [exc], set()
+    stack: list[BaseException | None] = [exc]
+    seen: set[int] = set()
     while stack:
         e = stack.pop()
         if e is None or id(e) in seen:

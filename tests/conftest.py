@@ -87,8 +87,13 @@ def make_settings(database_url: str, storage: Path, **overrides: Any) -> Setting
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return make_settings(database_url, tmp_path / "data")
+def settings(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """The gateway's settings for the `app`, `client` and `live` fixtures. The task engine runs only for tests
+    that ask for it (`@pytest.mark.engine`, or `pytestmark` in their module): the others see an API whose
+    videos stay as they were stored, so nothing moves under them."""
+    return make_settings(
+        database_url, tmp_path / "data", run_engine=request.node.get_closest_marker("engine") is not None
+    )
 
 
 @pytest.fixture

@@ -24,10 +24,6 @@ EXECUTORS = frozenset({"execute", "scalar", "scalars"})
 
 # Outside the repositories, only these may build or run SQL.
 SQL_ALLOWED = {
-    # being reworked on fix/engine right now; their SQL moves to videos/repository.py after that merges
-    "videos/submission.py": "the active-task count at submit (fix/engine)",
-    # the delivery loop's claim; moves to webhooks/repository.py with the shared job loop
-    "webhooks/dispatcher.py": "the webhook delivery claim (to move with the job loop)",
     # plumbing, not domain SQL
     "db.py": "SQLite PRAGMAs on each new connection",
     "observability/health.py": "readiness probes: SELECT 1 and the migration head",

@@ -81,3 +81,28 @@ def test_readme_without_make_installs_the_runtime_then_dev() -> None:
     serve, tests = line.split("vidgate serve")
     assert "pip install -e ." in serve and "[dev]" not in serve
     assert 'pip install -e ".[dev]"' in tests and "pytest" in tests
+
+
+def test_readme_vendor_table_follows_the_vendor_table() -> None:
+    """Adding a vendor is one VendorSpec row: the README's table must then name it with its credential
+    settings and base URL (options such as a webhook secret are documented apart)."""
+    from app.providers.vendors import BUILTIN, VENDORS
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Vendors", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| Vendor")]
+    claimed: set[int] = set()
+    for spec in VENDORS.values():
+        if spec.name == BUILTIN:
+            continue
+        needed = [f"VIDGATE_{spec.setting(c.field).upper()}" for c in spec.credentials]
+        needed += [f"VIDGATE_{spec.setting('base_url').upper()}"] if spec.base_url is not None else []
+        first = needed[0]
+        mine = [i for i, row in enumerate(rows) if f"`{first}`" in row]
+        assert len(mine) == 1, f"README's vendor table needs one row for {spec.name} naming `{first}`"
+        row = rows[mine[0]]
+        for env in needed[1:]:
+            short = "_" + env.removeprefix(f"VIDGATE_{spec.settings_prefix.upper()}_")
+            assert f"`{env}`" in row or f"`{short}`" in row, f"{spec.name}'s README row lacks {env}"
+        claimed.add(mine[0])
+    assert claimed == set(range(len(rows))), "a README vendor row names no vendor of app/providers/vendors.py"

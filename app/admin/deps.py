@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.context import Gateway
 from app.deps import get_gateway
 from app.errors import AuthenticationFailed, PermissionDenied
+from app.gateway import Gateway
 
 admin_scheme = HTTPBearer(scheme_name="AdminToken", description="`Bearer <VIDGATE_ADMIN_TOKEN>`.", auto_error=False)
 

@@ -26,9 +26,9 @@ from app.callbacks import service
 from app.callbacks.urls import SUPPORTED
 from app.callbacks.verify import TOLERANCE_S, callback_token, kling_valid, same, vidu_valid
 from app.channels import service as channels
-from app.context import Gateway
 from app.db import now
 from app.deps import GatewayDep
+from app.gateway import Gateway
 from app.keys.limits import LimiterUnavailable
 from app.providers.vendors import VENDORS
 from app.videos import repository as repo

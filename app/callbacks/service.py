@@ -6,7 +6,7 @@ in one short transaction, then the engine is woken, so the engine never looks be
 
 from __future__ import annotations
 
-from app.context import Gateway
+from app.gateway import Gateway
 from app.videos import repository as repo
 
 

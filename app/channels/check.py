@@ -86,7 +86,7 @@ def _check_channel(raw: Any, i: int, out: list[str]) -> str | None:
                     f"{_where((*loc, 'models', j))}: unknown model {model!r} for vendor {vendor} "
                     f"(known: {', '.join(declared)})"
                 )
-    return vendor
+    return str(vendor)
 
 
 def _served_models(raw_channels: list[Any]) -> set[str] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -17,7 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from app.config import Settings
 from app.providers.vendors import VENDORS
 
-Vendor = Literal[tuple(VENDORS)]  # type: ignore[valid-type]  # the vendor table's names, in its order
+if TYPE_CHECKING:
+    Vendor = str
+else:
+    Vendor = Literal[tuple(VENDORS)]  # the vendor table's names, in its order
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -47,7 +50,9 @@ class ChannelConfig(BaseModel):
         return [c for c in VENDORS[self.vendor].credential_fields if not self.credentials.get(c)]
 
 
-Price = float | dict[str, float]  # credits per second; or per resolution class ("720p": 1.0, "default": 0.5)
+# credits per second; or per resolution class ("720p": 1.0, "default": 0.5); a dict may add "units": credits per
+# unit the vendor bills in and reports (Seedance: {"completion_tokens": 0.00002}), charged instead of seconds
+Price = float | dict[str, float | dict[str, float]]
 
 
 class GatewayConfig(BaseModel):

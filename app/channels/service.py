@@ -25,8 +25,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from app.channels import repository as repo
 from app.channels.config import ChannelConfig
 from app.channels.models import ChannelRecord
-from app.context import Gateway
 from app.db import now
+from app.gateway import Gateway
 from app.keys.limits import LimiterUnavailable
 from app.providers.registry import Channel, build_channel
 
@@ -170,7 +170,7 @@ async def channel_by_fingerprint(gw: Gateway, fp: str | None) -> Channel | None:
         vendor=rec.vendor,
         credentials=creds,
         base_url=rec.base_url,
-        models=None,  # type: ignore[arg-type]
+        models=None,
     )
     channel = build_channel(cfg, gw.settings, gw.http)
     channel.enabled = False  # polls only: a retired channel takes no new tasks

@@ -27,7 +27,7 @@ MAX_IDLE_BACKOFF_S = 30.0
 
 def backoff(attempts: int, *, base: float, cap: float) -> float:
     """`base * 2**attempts`, at most `cap`, with ±20 % jitter so that retries of many jobs spread out."""
-    return min(cap, base * (2 ** min(attempts, 30))) * random.uniform(0.8, 1.2)
+    return float(min(cap, base * (2 ** min(attempts, 30))) * random.uniform(0.8, 1.2))
 
 
 class Queue(Protocol[J]):

@@ -9,9 +9,9 @@ import logging
 from fastapi import Request
 
 from app.config import Settings
-from app.context import Gateway
 from app.db import now
 from app.errors import AuthenticationFailed, PermissionDenied, RateLimited
+from app.gateway import Gateway
 from app.keys.limits import LimiterUnavailable
 from app.keys.models import ApiKey
 

@@ -11,18 +11,20 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import av
+from av.video.stream import VideoStream
 from PIL import Image
 
-from app.media.probe import MediaError, VideoInfo, decode_frames, frame_rate, open_video, probe_video
+from app.media.probe import MediaError, VideoInfo, decode_frames, frame_rate, open_video, probe_video, to_image
 
 __all__ = ["make_spritesheet", "make_thumbnail"]
 
 _SEEK_GAP = 3.0  # when sampling frames, seek instead of decoding through gaps longer than this
 
 
-def _start_seconds(stream) -> float:
+def _start_seconds(stream: VideoStream) -> float:
     if stream.start_time is not None and stream.time_base:
         return float(stream.start_time * stream.time_base)
     return 0.0
@@ -61,7 +63,7 @@ def _sample(path: Path, fractions: list[float]) -> tuple[list[Image.Image], Vide
                 pos = t if t is not None else (pos or 0.0)
                 last = frame
                 while i < len(targets) and pos >= targets[i] - eps:
-                    picked.append(frame.to_image())
+                    picked.append(to_image(frame))
                     i += 1
                 if i == len(targets) or (tb and sought != i and targets[i] - pos > _SEEK_GAP):
                     exhausted = False
@@ -71,12 +73,12 @@ def _sample(path: Path, fractions: list[float]) -> tuple[list[Image.Image], Vide
         if last is None:
             raise MediaError("video stream has no decodable frames")
         while i < len(targets):
-            picked.append(last.to_image())
+            picked.append(to_image(last))
             i += 1
     return picked, info
 
 
-def _save_atomic(img: Image.Image, out: Path, **save_kw) -> None:
+def _save_atomic(img: Image.Image, out: Path, **save_kw: Any) -> None:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)

@@ -21,6 +21,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.container import InputContainer
+from av.video.stream import VideoStream
 from PIL import Image
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "frame_rate",
     "image_size",
     "open_video",
+    "to_image",
     "probe_video",
     "sniff_image",
 ]
@@ -182,7 +185,13 @@ def open_video(path: Path) -> Iterator[tuple[av.container.InputContainer, av.Vid
         container.close()
 
 
-def decode_frames(container, stream) -> Iterator[av.VideoFrame]:
+def to_image(frame: av.VideoFrame) -> Image.Image:
+    """The frame as an RGB Pillow image (PyAV leaves `to_image` untyped)."""
+    img: Image.Image = frame.to_image()  # type: ignore[no-untyped-call]
+    return img
+
+
+def decode_frames(container: InputContainer, stream: VideoStream) -> Iterator[av.VideoFrame]:
     """The stream's frames; a decoding failure is a MediaError."""
     try:
         yield from container.decode(stream)
@@ -190,7 +199,7 @@ def decode_frames(container, stream) -> Iterator[av.VideoFrame]:
         raise MediaError(f"video decode failed: {e}") from e
 
 
-def frame_rate(stream) -> Fraction:
+def frame_rate(stream: VideoStream) -> Fraction:
     """The stream's frame rate as a fraction (24 when the container states none that is plausible)."""
     for r in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if r and 0 < r <= 1000:
@@ -198,7 +207,7 @@ def frame_rate(stream) -> Fraction:
     return Fraction(24)
 
 
-def _info(container, stream) -> VideoInfo:
+def _info(container: InputContainer, stream: VideoStream) -> VideoInfo:
     cc = stream.codec_context
     tb = stream.time_base
     seconds = float(stream.duration * tb) if stream.duration and tb else 0.0
@@ -220,7 +229,7 @@ def _info(container, stream) -> VideoInfo:
         except av.FFmpegError as e:
             raise MediaError(f"video demux failed: {e}") from e
         frames = frames or count
-        if seconds <= 0 and end is not None and tb:
+        if seconds <= 0 and start is not None and end is not None and tb:
             seconds = float((end - start) * tb)
         if seconds <= 0 and frames:
             seconds = float(frames / frame_rate(stream))

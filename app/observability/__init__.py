@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
@@ -26,6 +28,6 @@ def install_observability(app: FastAPI, settings: Settings) -> Metrics:
     ours = [Middleware(RequestLogMiddleware)]
     if settings.metrics_enabled:
         ours.append(Middleware(MetricsMiddleware, metrics=metrics))
-    at = next((i + 1 for i, m in enumerate(app.user_middleware) if m.cls is RequestIdMiddleware), 0)
+    at = next((i + 1 for i, m in enumerate(app.user_middleware) if cast(object, m.cls) is RequestIdMiddleware), 0)
     app.user_middleware[at:at] = ours
     return metrics

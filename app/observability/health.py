@@ -13,8 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.context import Gateway
 from app.errors import GatewayError, NotFound, UpstreamUnavailable, error_response
+from app.gateway import Gateway
 from app.migrations import alembic_config
 from app.observability.metrics import Metrics
 

@@ -192,7 +192,7 @@ class TextFormatter(logging.Formatter):
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Looks sys.stderr up at each write, so a swapped stream (test capture, a closed pipe) is followed."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> IO[str]:
         return sys.stderr
 

@@ -233,6 +233,17 @@ VENDORS: dict[str, VendorSpec] = {
             callback=Callback("vidu_hmac", credential="api_key"),  # signed with the API token of the task
         ),
         VendorSpec(
+            name="luma",
+            title="Luma Dream Machine",
+            provider="app.providers.luma:LumaProvider",
+            catalog="app.providers.luma:MODELS",
+            image_transport="url",  # keyframes take http(s) URLs only: uploads go as signed vidgate links
+            credentials=_API_KEY,
+            settings_prefix="luma",
+            base_url="https://api.lumalabs.ai/dream-machine/v1",
+            callback=Callback("token"),  # Luma POSTs the Generation to callback_url, unsigned
+        ),
+        VendorSpec(
             name="minimax",
             title="MiniMax Hailuo",
             provider="app.providers.minimax:MiniMaxProvider",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, and_, case, func, select
+from sqlalchemy import Float, and_, case, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.videos.models import Video
@@ -36,7 +36,7 @@ async def totals(
             func.coalesce(func.sum(Video.charged_credits), 0.0).label("credits_charged"),
             func.sum(case((Video.settlement.is_(None), Video.reserved_credits), else_=0.0)).label("credits_reserved"),
         )
-        .where(and_(*conds) if conds else True)
+        .where(and_(true(), *conds))
         .group_by(Video.api_key_id, Video.model)
         .order_by(Video.api_key_id, Video.model)
     )

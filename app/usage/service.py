@@ -26,7 +26,8 @@ def resolution_class(width: int, height: int) -> str:
 
 
 def price_per_second(prices: dict[str, Any], model_names: list[str], width: int, height: int) -> float:
-    """The first price found for the requested name, the model it resolves to, then `*`; 0 when none."""
+    """The first price found for the requested name, the model it resolves to, then `*`; 0 when none.
+    An entry priced in vendor units only (no per-second price for the size) reserves nothing up front."""
     for name in [*model_names, "*"]:
         entry = prices.get(name)
         if entry is None:
@@ -35,13 +36,42 @@ def price_per_second(prices: dict[str, Any], model_names: list[str], width: int,
             cls = resolution_class(width, height)
             value = entry.get(cls, entry.get("default"))
             if value is None:
+                if entry.get("units"):
+                    return 0.0
                 continue
             return float(value)
         return float(entry)
     return 0.0
 
 
-def cost(prices: dict[str, Any], model_names: list[str], width: int, height: int, seconds: float) -> float:
+def unit_cost(prices: dict[str, Any], model_names: list[str], units: dict[str, float]) -> float | None:
+    """What the vendor-reported `units` cost under the first entry (same lookup as per second) that prices
+    any of them; None when no entry does (the task is charged per second)."""
+    if not units:
+        return None
+    for name in [*model_names, "*"]:
+        entry = prices.get(name)
+        if not isinstance(entry, dict) or not isinstance(entry.get("units"), dict):
+            continue
+        priced = {u: float(p) for u, p in entry["units"].items() if u in units}
+        if priced:
+            return round(sum(p * max(0.0, float(units[u])) for u, p in priced.items()), 6)
+    return None
+
+
+def cost(
+    prices: dict[str, Any],
+    model_names: list[str],
+    width: int,
+    height: int,
+    seconds: float,
+    *,
+    units: dict[str, float] | None = None,
+) -> float:
+    """Credits for a video: by the vendor's billed units when they are reported and priced, else per second."""
+    by_units = unit_cost(prices, model_names, units or {})
+    if by_units is not None:
+        return by_units
     return round(price_per_second(prices, model_names, width, height) * max(0.0, seconds), 6)
 
 

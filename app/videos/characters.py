@@ -11,8 +11,8 @@ import asyncio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import errors
-from app.context import Gateway
 from app.db import new_id, now
+from app.gateway import Gateway
 from app.keys.models import ApiKey
 from app.media import probe
 from app.videos import idempotency

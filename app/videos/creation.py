@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.context import Gateway
+from app.gateway import Gateway
 from app.keys.models import ApiKey
 from app.videos import idempotency, reads, submission
 from app.videos.drafts import Draft

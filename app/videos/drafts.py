@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import errors
-from app.context import Gateway
 from app.db import new_id
+from app.gateway import Gateway
 from app.keys.models import ApiKey
 from app.media import probe
 from app.providers import base as pb

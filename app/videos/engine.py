@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import case
 
 from app.channels import service as channels
-from app.context import Gateway
 from app.db import now
 from app.errors import is_storage_full
+from app.gateway import Gateway
 from app.jobs.loop import JobLoop, Periodic, backoff
 from app.media import derive, probe
 from app.observability import bind
@@ -326,6 +326,7 @@ class TaskEngine:
             variant: {"key": f"videos/{row.id}/{name}", "bytes": sizes[variant]}
             for variant, name in VARIANT_FILES.items()
         }
+        assets["video"]["audio"] = info.has_audio  # whether the stored MP4 carries a sound track
         values: dict[str, Any] = {
             "status": pb.VideoStatus.completed.value,
             "progress": 100,
@@ -333,13 +334,15 @@ class TaskEngine:
             "expires_at": int(t + self.settings.retention_hours * 3600),
             "assets": assets,
             # what the vendor reported at the end (e.g. its video id, needed to extend the video later)
-            "vendor_meta": {**(row.vendor_meta or {}), **snap.meta},
+            "vendor_meta": {**(row.vendor_meta or {}), **snap.meta, **({"usage": snap.usage} if snap.usage else {})},
             "size": f"{info.width}x{info.height}",
             "seconds": str(max(1, round(info.seconds))),
             "next_poll_at": None,
         }
         produced = float(values["seconds"]) - float((row.params or {}).get("source_seconds") or 0)
-        charge = usage.cost(self.gw.registry.prices, [row.model, row.vendor_model], info.width, info.height, produced)
+        charge = usage.cost(
+            self.gw.registry.prices, [row.model, row.vendor_model], info.width, info.height, produced, units=snap.usage
+        )
         async with self.gw.sessionmaker() as s:
             # only while this engine still holds the task: one that lost its lease never finalises it
             done = await repo.release(s, row.id, self.owner, **values)
@@ -367,7 +370,10 @@ class TaskEngine:
         channel: Channel | None = None,
     ) -> None:
         """Thumbnail and spritesheet: the vendor's own when it serves them, else made from the video."""
-        makers = {"thumbnail": derive.make_thumbnail, "spritesheet": derive.make_spritesheet}
+        makers: dict[str, Callable[[Path, Path], object]] = {
+            "thumbnail": derive.make_thumbnail,
+            "spritesheet": derive.make_spritesheet,
+        }
         fetch = provider.download_variant if isinstance(provider, pb.ServesVariants) else None
         for variant, make in makers.items():
             if fetch is not None:

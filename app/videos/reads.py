@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import errors
-from app.context import Gateway
 from app.db import now
+from app.gateway import Gateway
 from app.keys import repository as keys_repo
 from app.keys.models import ApiKey
 from app.providers import base as pb

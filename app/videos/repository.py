@@ -256,3 +256,13 @@ async def get_character(session: AsyncSession, owner: str, character_id: str) ->
 
 
 __all__ = ["ACTIVE", "TERMINAL"]
+
+
+async def count_active(session: AsyncSession, key_id: str) -> int:
+    """The key's unfinished, undeleted tasks (its `max_concurrent` limit counts these)."""
+    q = (
+        select(func.count())
+        .select_from(Video)
+        .where(Video.api_key_id == key_id, Video.status.in_(ACTIVE), Video.deleted_at.is_(None))
+    )
+    return int((await session.execute(q)).scalar_one())

@@ -19,13 +19,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
-
 from app import errors
 from app.callbacks.urls import callback_url
 from app.channels import service as channels
-from app.context import Gateway
 from app.db import now
+from app.gateway import Gateway
 from app.jobs.lease import Heartbeat, LeaseLost, worker_id
 from app.keys.models import ApiKey
 from app.providers import base as pb
@@ -149,15 +147,6 @@ async def build_request(gw: Gateway, row: Video) -> pb.GenerationRequest:
     )
 
 
-async def _active_tasks(session: Any, key_id: str) -> int:
-    q = (
-        select(func.count())
-        .select_from(Video)
-        .where(Video.api_key_id == key_id, Video.status.in_(repo.ACTIVE), Video.deleted_at.is_(None))
-    )
-    return int((await session.execute(q)).scalar_one())
-
-
 async def _store_row(gw: Gateway, key: ApiKey, draft: Draft) -> None:
     """Reserve credits and a concurrency slot and store the row, in one transaction."""
     row = draft.video
@@ -176,7 +165,7 @@ async def _store_row(gw: Gateway, key: ApiKey, draft: Draft) -> None:
                 "You exceeded your current quota: this request needs "
                 f"{row.reserved_credits:g} credits. Ask the operator to raise the key's quota."
             )
-        if key.max_concurrent is not None and await _active_tasks(s, key.id) >= key.max_concurrent:
+        if key.max_concurrent is not None and await repo.count_active(s, key.id) >= key.max_concurrent:
             raise errors.RateLimited(
                 f"This API key already has {key.max_concurrent} unfinished videos, its limit; "
                 "retry when one has finished.",

@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import now
 from app.jobs import repository as claims
 from app.jobs.loop import JobLoop, backoff
+from app.webhooks import repository as repo
 from app.webhooks import signing
-from app.webhooks.models import DELIVERED, FAILED, PENDING, WebhookDelivery, WebhookEndpoint
+from app.webhooks.models import DELIVERED, FAILED, PENDING, WebhookDelivery
 
 if TYPE_CHECKING:
-    from app.context import Gateway
+    from app.gateway import Gateway
 
 log = logging.getLogger("vidgate.webhooks")
 
@@ -71,12 +71,7 @@ async def claim_due(
     ]
     if not rows:
         return []
-    endpoints = {
-        ep.id: ep
-        for ep in await session.scalars(
-            select(WebhookEndpoint).where(WebhookEndpoint.id.in_({r.endpoint_id for r in rows}))
-        )
-    }
+    endpoints = {ep.id: ep for ep in await repo.endpoints_by_id(session, {r.endpoint_id for r in rows})}
     jobs = []
     for r in rows:
         ep = endpoints.get(r.endpoint_id)
@@ -101,16 +96,7 @@ async def _finish(
 ) -> None:
     # compare-and-set on pending and on the claim: a finished delivery, or one another worker holds now,
     # is never touched again
-    if attempted:
-        values["attempts"] = WebhookDelivery.attempts + 1
-    await session.execute(
-        update(WebhookDelivery)
-        .where(
-            WebhookDelivery.id == delivery_id, WebhookDelivery.status == PENDING, WebhookDelivery.claimed_by == owner
-        )
-        .values(claimed_by=None, claimed_until=None, **values)
-        .execution_options(synchronize_session=False)
-    )
+    await repo.finish_delivery(session, delivery_id, owner, attempted=attempted, **values)
 
 
 def _short(exc: BaseException) -> str:

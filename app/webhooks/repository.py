@@ -1,13 +1,14 @@
-"""All SQL for webhook endpoints and deliveries, but the delivery loop's claim (in `dispatcher`)."""
+"""All SQL for webhook endpoints and deliveries (the delivery loop's claim is the shared one, app.jobs.repository)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.webhooks.models import WebhookDelivery, WebhookEndpoint
+from app.webhooks.models import PENDING, WebhookDelivery, WebhookEndpoint
 
 
 async def add(session: AsyncSession, *rows: WebhookEndpoint | WebhookDelivery) -> None:
@@ -51,3 +52,24 @@ async def list_deliveries(
 
 async def get_delivery(session: AsyncSession, delivery_id: str) -> WebhookDelivery | None:
     return await session.get(WebhookDelivery, delivery_id)
+
+
+async def endpoints_by_id(session: AsyncSession, ids: Collection[str]) -> Sequence[WebhookEndpoint]:
+    return (await session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.id.in_(ids)))).all()
+
+
+async def finish_delivery(
+    session: AsyncSession, delivery_id: str, owner: str, *, attempted: bool = True, **values: Any
+) -> None:
+    """End one claimed attempt. A compare-and-set on pending and on the claim: a finished delivery, or one
+    another worker holds now, is never touched again."""
+    if attempted:
+        values["attempts"] = WebhookDelivery.attempts + 1
+    await session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id, WebhookDelivery.status == PENDING, WebhookDelivery.claimed_by == owner
+        )
+        .values(claimed_by=None, claimed_until=None, **values)
+        .execution_options(synchronize_session=False)
+    )

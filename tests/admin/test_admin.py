@@ -18,7 +18,9 @@ from app.db import new_id, now
 from app.main import create_app
 from app.videos.models import Video
 from tests.conftest import make_settings, new_key
-from tests.videos.test_http import assert_error, finish
+from tests.support.api import assert_error, finish
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 ADMIN = "admin-test-token"
 H = {"Authorization": f"Bearer {ADMIN}"}

@@ -21,7 +21,9 @@ from app.cli.options import parse_time
 from app.main import create_app
 from tests.conftest import make_settings
 from tests.keys.test_cli import vidgate as vidgate_sync
-from tests.videos.test_http import finish
+from tests.support.api import finish
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from tests.videos.test_http import VIDEO_KEYS, finish
+from tests.support.api import VIDEO_KEYS, finish
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 ENVELOPE = {"$ref": "#/components/schemas/ErrorResponse"}
 

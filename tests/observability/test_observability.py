@@ -26,6 +26,8 @@ from app.observability import Metrics, install_observability
 from app.observability.logs import configure_logging, log_context, redact
 from tests.conftest import free_port, make_settings, new_key
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 log = logging.getLogger("vidgate.test")
 
 

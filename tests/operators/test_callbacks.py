@@ -11,6 +11,7 @@ import time
 from email.utils import formatdate
 
 import httpx
+import pytest
 
 from app.callbacks.verify import callback_token, kling_valid
 from app.main import create_app
@@ -18,7 +19,9 @@ from app.videos.models import Video
 from tests.conftest import make_settings, new_key
 from tests.fakes import kling as kling_fake
 from tests.fakes import vidu as vidu_fake
-from tests.videos.test_http import assert_error, finish
+from tests.support.api import assert_error, finish
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 
 class GatewayTransport(httpx.AsyncBaseTransport):

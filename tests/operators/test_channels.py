@@ -15,7 +15,9 @@ import yaml
 from app.main import create_app
 from tests.conftest import make_settings, new_key
 from tests.fakes import openai_upstream
-from tests.videos.test_http import finish
+from tests.support.api import finish
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 
 class Upstreams:

@@ -18,7 +18,9 @@ from app.main import create_app
 from app.usage import service as usage
 from app.videos.models import Video
 from tests.conftest import make_settings
-from tests.videos.test_http import assert_error, finish
+from tests.support.api import assert_error, finish
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 QUICK = {"prompt": "x", "seconds": "4", "size": "64x64", "metadata": {"sandbox_latency_ms": 0}}
 SLOW = {"prompt": "x", "seconds": "1", "size": "64x64", "metadata": {"sandbox_latency_ms": 60000}}

@@ -19,6 +19,8 @@ from app.videos.models import Video
 from app.worker import run_worker
 from tests.conftest import make_settings, new_key
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 N = 200
 
 

@@ -42,8 +42,8 @@ from app.providers.minimax import (
 from app.providers.vendors import VENDORS
 from tests.conftest import make_settings, new_key
 from tests.fakes.minimax import CDN, VIDEO_BYTES, VIDEO_SIZE, FakeMiniMaxState, Invalid, make_app, validate
+from tests.support.api import assert_error, finish
 from tests.support.media import solid_image
-from tests.videos.test_http import assert_error, finish
 
 KEY = "sk-api-test-minimax"
 BASE = "https://api.minimax.io"
@@ -684,6 +684,7 @@ class GatewayTransport(httpx.AsyncBaseTransport):
         return await httpx.ASGITransport(app=self.app).handle_async_request(request)
 
 
+@pytest.mark.engine  # watches the video finish
 async def test_callbacks_are_verified_then_update_the_task_at_once(database_url: str, tmp_path: Any) -> None:
     to_gateway = GatewayTransport()
     fake, state = make_app(api_key=KEY, callback_client=httpx.AsyncClient(transport=to_gateway))
@@ -751,6 +752,7 @@ def _creates(state: FakeMiniMaxState) -> list[Any]:
     return state.bodies("/v1/video_generation")
 
 
+@pytest.mark.engine  # these tests watch videos finish
 class TestThroughTheGateway:
     async def test_nearest_snaps_and_reports_what_is_sent(self, gw: Any) -> None:
         _, c, auth, state = gw

@@ -49,6 +49,8 @@ from app.providers.openai_compat import (
 from app.providers.vendors import VENDORS
 from tests.fakes.openai_upstream import FakeState, make_app, sample_image, sample_mp4
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 KEY = "sk-upstream-test"
 BASE = "http://upstream.test/v1"
 

@@ -15,6 +15,8 @@ from app.providers.base import GenerationRequest, ImageInput, TaskSnapshot, Vend
 from app.providers.sandbox import SandboxProvider, drawing, fonts, render
 from tests.support.media import decode, mad
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 W, H, FPS = 320, 240, 8
 GREY = (128, 128, 128)
 
@@ -181,7 +183,7 @@ async def test_extend_segment_shows_only_the_new_overlay(tmp_path: Path) -> None
 
 
 async def test_remix_through_http_starts_without_the_source_caption(client, auth, tmp_path: Path) -> None:
-    from tests.videos.test_http import finish
+    from tests.support.api import finish
 
     body = {"prompt": OLD, "model": "sora-2", "size": f"{W}x{H}", "seconds": "1", "metadata": {"sandbox_latency_ms": 0}}
     r = await client.post("/v1/videos", headers=auth, json=body)

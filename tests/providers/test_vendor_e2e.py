@@ -19,10 +19,12 @@ from openai import OpenAI
 
 from app.main import create_app
 from tests.conftest import LiveServer, make_settings
-from tests.fakes import jimeng, kling, openai_upstream, vidu, wanxiang
+from tests.fakes import jimeng, kling, luma, openai_upstream, vidu, wanxiang
 from tests.fakes import minimax as minimax_fake
 from tests.fakes.assets import real_mp4
 from tests.support.media import mp4_info, solid_image
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 
 class LoopbackTransport(httpx.AsyncBaseTransport):
@@ -54,6 +56,7 @@ class Vendor:
     throttle: Callable[[Any], None]  # make the next submit a 429
     wrong_credentials: dict[str, Any]
     asset: bytes = field(default_factory=real_mp4)  # what the fake serves as the finished video
+    public_base_url: bool = False  # the vendor fetches images by URL: the gateway's own address is public
 
 
 VENDORS = [
@@ -129,8 +132,25 @@ VENDORS = [
         asset=openai_upstream.sample_mp4(),
     ),
     Vendor(
+        name="luma",
+        # the fake fetches keyframe URLs (signed vidgate links) and POSTs each state change to callback_url
+        make_fake=lambda: luma.make_app(callback_client=httpx.AsyncClient(timeout=5)),
+        settings=lambda url: {"luma_api_key": luma.API_KEY, "luma_base_url": f"{url}/dream-machine/v1"},
+        t2v=("ray-2", "1280x720", "4"),
+        t2v_expected_seconds="5",
+        i2v="ray-flash-2",
+        fail=lambda st: setattr(st, "fail_task", "Contains blacklisted words"),
+        fail_code="moderation_blocked",
+        throttle=lambda st: st.fail_next("429", on="create"),
+        wrong_credentials={"luma_api_key": "luma-wrong-key"},
+        public_base_url=True,
+    ),
+    Vendor(
         name="minimax",
-        make_fake=lambda: minimax_fake.make_app(api_key="sk-api-fake-minimax"),
+        # the fake verifies vidgate's callback URL (the challenge echo) at create, then POSTs each state change
+        make_fake=lambda: minimax_fake.make_app(
+            api_key="sk-api-fake-minimax", callback_client=httpx.AsyncClient(timeout=5)
+        ),
         settings=lambda url: {"minimax_api_key": "sk-api-fake-minimax", "minimax_base_url": url},
         t2v=("MiniMax-Hailuo-2.3", "1366x768", "4"),
         t2v_expected_seconds="6",
@@ -140,6 +160,7 @@ VENDORS = [
         throttle=lambda st: st.fail_next(1002, on="create"),  # HTTP 200, base_resp 1002 "rate limit"
         wrong_credentials={"minimax_api_key": "sk-api-wrong"},
         asset=minimax_fake.VIDEO_BYTES,
+        public_base_url=True,
     ),
 ]
 
@@ -181,6 +202,8 @@ def _rig(vendor: Vendor, database_url: str, tmp_path: Any, **overrides: Any) -> 
         key = asyncio.run(mk())
         http = httpx.AsyncClient(transport=LoopbackTransport(fake.port), timeout=10)
         with LiveServer(create_app(settings, http=http)) as gw:
+            if vendor.public_base_url:
+                settings.public_base_url = gw.url
             yield Rig(vendor, state, OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0), gw.url)
 
 

@@ -20,8 +20,10 @@ from app.videos.models import Video
 from tests.conftest import make_settings, new_key
 from tests.fakes import kling, wanxiang
 from tests.providers.test_vendor_e2e import VENDORS, _rig
+from tests.support.api import assert_error, finish
 from tests.support.media import solid_image
-from tests.videos.test_http import assert_error, finish
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 
 async def gateway_with(fake_app: Any, database_url: str, tmp_path: Any, **settings: Any) -> AsyncIterator[Any]:

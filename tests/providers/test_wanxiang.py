@@ -39,6 +39,8 @@ from app.providers.wanxiang import (
 )
 from tests.fakes.wanxiang import FAKE_MODELS, KF2V_PATH, T2V_PATH, FakeState, make_app, tiny_mp4
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 BASE = "https://dashscope.test"
 KEY = "sk-test-wanxiang"
 CAPS = {caps.name: caps for caps in MODELS}

@@ -30,6 +30,8 @@ from tests.fakes.assets import real_mp4
 from tests.reliability.conftest import fresh_database
 from tests.support.media import solid_image
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 ADMIN = "admin-token-for-the-fuzzer-0123456789"
 MAX_BODY = 1024 * 1024
 MAX_IMAGE = 64 * 1024

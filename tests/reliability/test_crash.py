@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from tests.conftest import LiveServer
 from tests.fakes import kling
 from tests.reliability.rig import GatewayProcess, SlowCreates, all_rows, gateway_env, logs_on_failure, until
 from tests.support.media import mp4_info
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 N = 200
 KEY = "sk-vg-reliability-crash-0123456789abcdef"

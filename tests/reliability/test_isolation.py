@@ -23,9 +23,11 @@ from app.main import create_app
 from tests.conftest import LiveServer, make_settings, new_key
 from tests.fakes.assets import real_mp4
 from tests.reliability.rig import all_rows
+from tests.support.api import assert_error, finish
 from tests.support.media import solid_image
 from tests.support.network import PUBLIC_IP, Network
-from tests.videos.test_http import assert_error, finish
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 FAST = {"sandbox_latency_ms": 0}
 UNKNOWN_VIDEO = "video_" + "0" * 48

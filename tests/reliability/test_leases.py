@@ -27,7 +27,9 @@ from app.videos.models import Video
 from tests.conftest import make_settings, new_key
 from tests.fakes import openai_upstream
 from tests.reliability.rig import _read_body, _replay, until
-from tests.videos.test_http import finish
+from tests.support.api import finish
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 LEASE_S = 1
 

@@ -14,7 +14,7 @@ from app.main import create_app
 from tests.conftest import LiveServer, make_settings
 from tests.fakes.assets import real_mp4
 from tests.reliability.rig import make_key
-from tests.videos.test_http import finish
+from tests.support.api import finish
 
 N = 60
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.reliability.test_isolation import ImageHost
+from tests.support.api import assert_error
 from tests.support.network import PUBLIC_IP, Network
-from tests.videos.test_http import assert_error
 
 BODY = {"prompt": "x", "seconds": "1", "size": "64x64", "metadata": {"sandbox_latency_ms": 0}}
 

@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from app.main import create_app
@@ -17,8 +18,10 @@ from tests.conftest import LiveServer, make_settings, new_key
 from tests.fakes import openai_upstream
 from tests.operators.test_channels import CREATE, Gateway, Upstreams, write_config
 from tests.reliability.rig import FAULTS, FaultInjector, Seen, all_rows, until
+from tests.support.api import finish
 from tests.support.media import mp4_info
-from tests.videos.test_http import finish
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 OK, FAIL = 40, 20
 TIMEOUT_S = 2.0  # the gateway's vendor timeout; a "timeout" fault hangs longer than this (2 s: a loaded CI machine

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from app.main import create_app
 from tests.conftest import make_settings, new_key
 from tests.storage.conftest import ACCESS_KEY, BUCKET, SECRET_KEY
+from tests.support.api import finish
 from tests.support.media import mp4_info
-from tests.videos.test_http import finish
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 
 def s3_settings(database_url, tmp_path, endpoint, **kw):

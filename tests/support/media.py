@@ -22,6 +22,15 @@ def mp4_info(data: bytes | Path) -> tuple[str, int, int, float, int]:
         return v.codec_context.name, v.width, v.height, seconds, frames
 
 
+def audio_seconds(data: bytes) -> float | None:
+    """How long the MP4's sound track plays by its decoded samples; None when it has none."""
+    with av.open(io.BytesIO(data)) as c:
+        if not c.streams.audio:
+            return None
+        a = c.streams.audio[0]
+        return sum(f.samples for f in c.decode(a)) / a.rate
+
+
 def first_frame(data: bytes) -> np.ndarray:
     with av.open(io.BytesIO(data)) as c:
         for frame in c.decode(video=0):

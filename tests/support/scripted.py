@@ -25,7 +25,7 @@ from sqlalchemy import update
 
 from app.channels import service as channels
 from app.config import Settings
-from app.context import Gateway
+from app.gateway import Gateway
 from app.keys.models import ApiKey
 from app.keys.service import create_key
 from app.main import create_app

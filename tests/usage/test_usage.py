@@ -40,6 +40,15 @@ class TestPrices:
         assert usage.cost(TIERED, [MODEL], 96, 64, 2.5) == 1.25
         assert usage.cost(TIERED, [MODEL], 96, 64, -3) == 0.0  # an extension shorter than its source
 
+    def test_vendor_units_are_charged_instead_of_seconds_when_priced(self) -> None:
+        prices = {"tok": {"default": 1.0, "units": {"completion_tokens": 0.0001}}, "*": 0.5}
+        assert usage.cost(prices, ["tok"], 1920, 1080, 5, units={"completion_tokens": 108900}) == 10.89
+        assert usage.cost(prices, ["tok"], 1920, 1080, 5, units={}) == 5.0  # not reported: per second
+        assert usage.cost(prices, ["tok"], 1920, 1080, 5, units={"total_tokens": 9}) == 5.0  # not a priced unit
+        assert usage.cost(prices, ["other"], 1920, 1080, 5, units={"completion_tokens": 9}) == 2.5  # "*" per second
+        # priced in units only: nothing is reserved by the second, and `*` does not stand in for it
+        assert usage.price_per_second({"tok": {"units": {"completion_tokens": 1.0}}, "*": 0.5}, ["tok"], 1, 1) == 0.0
+
 
 class TestLifecycle:
     async def test_reserved_at_create_for_the_requested_size_and_seconds(self, database_url, tmp_path) -> None:
@@ -61,6 +70,18 @@ class TestLifecycle:
             row = await r.video(vid)
             assert (row.status, row.settlement, row.charged_credits) == ("completed", "charged", 1.0)
             assert await r.used() == 1.0
+
+    async def test_completion_charges_the_vendors_billed_units(self, database_url, tmp_path) -> None:
+        prices = {MODEL: {"default": 2.0, "units": {"completion_tokens": 0.001}}}
+        billed = ScriptedProvider(polls=[snap("completed", usage={"completion_tokens": 2500})], downloads=[CLIP])
+        async with rig(database_url, tmp_path, billed, prices=prices) as r:
+            vid = (await r.create(size="96x64", seconds=4)).id
+            assert await r.used() == 8.0  # reserved per second: units are known only at the end
+            await r.step(vid)
+            row = await r.video(vid)
+            assert (row.settlement, row.charged_credits) == ("charged", 2.5)
+            assert row.vendor_meta["usage"] == {"completion_tokens": 2500}
+            assert await r.used() == 2.5
 
     async def test_a_bigger_result_is_charged_at_its_own_tier(self, database_url, tmp_path) -> None:
         # asked for 4 s of 480p (2 reserved); the vendor made 1 s of 720p: 2 credits

@@ -14,7 +14,9 @@ import pytest
 
 from app.videos import reads
 from app.videos.models import Video
-from tests.videos.test_http import assert_error, finish
+from tests.support.api import assert_error, finish
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 READERS = 8
 

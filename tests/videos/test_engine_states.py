@@ -30,6 +30,8 @@ from tests.support.scripted import (
     unavailable,
 )
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 PRICE = {MODEL: 1.5}  # credits per second
 
 

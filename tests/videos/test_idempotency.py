@@ -13,8 +13,10 @@ from app.keys.models import ApiKey
 from app.providers.base import Rejected
 from app.videos.models import Character, IdempotencyKey, Video
 from tests.operators.test_limits import key_with, used
+from tests.support.api import assert_error, finish
 from tests.support.media import solid_image
-from tests.videos.test_http import assert_error, finish
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 QUICK = {"prompt": "once", "seconds": "4", "size": "64x64", "metadata": {"sandbox_latency_ms": 0}}
 

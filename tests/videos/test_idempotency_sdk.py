@@ -17,6 +17,8 @@ from openai import OpenAI
 from app.main import create_app
 from tests.conftest import LiveServer, free_port, make_settings
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 ADMIN = "admin-idempotency-token"
 ADMIN_H = {"Authorization": f"Bearer {ADMIN}"}
 FAST = {"sandbox_latency_ms": 0}

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.api import assert_error, finish
 from tests.support.media import big_png, solid_image
-from tests.videos.test_http import assert_error, finish
 
 # -- metadata: keys, depth and serialized size (item 17) ------------------------------------------
 
@@ -430,6 +430,7 @@ async def test_full_asset_storage_on_create_is_a_503_and_leaves_no_file(app, cli
     assert listed.json()["data"] == []
 
 
+@pytest.mark.engine
 async def test_full_asset_storage_in_the_engine_retries_then_fails_truly(app, client, auth, monkeypatch) -> None:
     from app.videos import engine as engine_mod
 

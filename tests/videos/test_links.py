@@ -16,7 +16,9 @@ from app.keys.models import ApiKey
 from app.keys.service import create_key
 from app.videos.models import Video
 from tests.conftest import make_settings
-from tests.videos.test_http import assert_error, finish
+from tests.support.api import assert_error, finish
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 TTL = 120
 ADMIN = "admin-test-token-0123456789"

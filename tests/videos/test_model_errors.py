@@ -14,7 +14,7 @@ import yaml
 
 from app.main import create_app
 from tests.conftest import make_settings, new_key
-from tests.videos.test_http import assert_error, finish
+from tests.support.api import assert_error, finish
 
 
 @asynccontextmanager
@@ -106,6 +106,7 @@ class TestAliasErrorsNameTheRequestedModel:
         msg = assert_error(r, 400, param=field)["message"]
         assert "'sora-2'" in msg and "sandbox" not in msg
 
+    @pytest.mark.engine
     async def test_extend_segment_and_total(self, client, auth) -> None:
         r = await client.post(
             "/v1/videos",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.videos.test_http import assert_error
+from tests.support.api import assert_error
 
 B = "vgboundary"
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 
 

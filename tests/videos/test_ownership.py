@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.conftest import new_key
-from tests.videos.test_http import finish
+from tests.support.api import finish
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 
 def strip(r: httpx.Response) -> tuple[int, bytes]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.videos.test_http import assert_error, finish
+from tests.support.api import assert_error, finish
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 MALFORMED = ["bytes=abc", "bytes=5-2", "bytes=-", "bytes", "bytes=0-1,x", "items=0-1", "bytes=1-2-3", "=0-1"]
 UNSATISFIABLE = ["bytes={size}-", "bytes={size}-{over}", "bytes=-0", "bytes={size}-,{over}-"]

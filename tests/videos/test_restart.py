@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from app.main import create_app
 from app.videos import repository as repo
 from app.videos.models import Video
 from tests.conftest import make_settings, new_key
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 
 async def _status(app, ids: list[str]) -> dict[str, str]:
@@ -57,7 +60,7 @@ async def _status_direct(database_url, storage, ids):
 
 
 async def test_terminal_transition_is_compare_and_set(app, client, auth) -> None:
-    from tests.videos.test_http import finish
+    from tests.support.api import finish
 
     r = await client.post(
         "/v1/videos",

@@ -9,7 +9,9 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.support.media import first_frame, image_format, mp4_info, solid_image
+from tests.support.media import audio_seconds, first_frame, image_format, mp4_info, solid_image
+
+pytestmark = pytest.mark.engine  # these tests watch videos finish
 
 
 @pytest.fixture
@@ -46,6 +48,21 @@ class TestCreateAndDownload:
         assert image_format(thumb)[0] == "WEBP"
         sprite = client.videos.download_content(video.id, variant="spritesheet").read()
         assert image_format(sprite)[0] == "JPEG"
+
+    def test_audio_on_request_plays_as_long_as_the_video(self, client: OpenAI) -> None:
+        """`metadata.audio` makes the sandbox add a sound track, so client authors can test players."""
+        video = client.videos.create_and_poll(
+            prompt="with sound",
+            seconds="2",
+            size="160x120",
+            poll_interval_ms=50,
+            extra_body={"metadata": {"audio": "true"}},
+        )
+        assert video.status == "completed"
+        mp4 = client.videos.download_content(video.id).read()
+        assert abs((audio_seconds(mp4) or 0) - 2.0) < 0.1
+        silent = client.videos.create_and_poll(prompt="silent", seconds="1", size="160x120", poll_interval_ms=50)
+        assert audio_seconds(client.videos.download_content(silent.id).read()) is None
 
     def test_defaults_are_openais(self, client: OpenAI) -> None:
         video = client.videos.create(prompt="defaults", extra_body={"metadata": {"sandbox_latency_ms": 0}})

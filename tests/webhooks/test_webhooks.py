@@ -28,6 +28,8 @@ from app.webhooks.service import enqueue_video_event
 from tests.conftest import free_port, make_settings
 from tests.webhooks.receiver import Receiver
 
+pytestmark = pytest.mark.engine  # these tests watch videos finish
+
 ADMIN = "webhook-admin-token"
 H = {"Authorization": f"Bearer {ADMIN}"}
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import math
+from typing import TypedDict
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from app.providers.sandbox.fonts import default_font, text_font
 
@@ -39,7 +40,7 @@ class Patch:
         a = (arr[..., 3:4].astype(np.uint32) * 256 + 127) // 255
         return cls(x, y, arr[..., :3], a)
 
-    def apply(self, frame: np.ndarray, strength: int = 256, *, x: int | None = None, y: int | None = None):
+    def apply(self, frame: np.ndarray, strength: int = 256, *, x: int | None = None, y: int | None = None) -> None:
         """Composite onto ``frame`` in place; ``strength`` 0..256 fades the whole patch."""
         if strength <= 0:
             return
@@ -55,13 +56,21 @@ class Patch:
         if strength >= 256:
             premul, inv = self.premul[sy, sx], self.inv[sy, sx]
         else:
-            a = (self.a[sy, sx] * strength) >> 8
+            a: np.ndarray = (self.a[sy, sx] * strength) >> 8
             rgb = self.rgb if self.rgb.shape[0] == 1 else self.rgb[sy, sx]
             premul, inv = rgb * a, 256 - a
         region[...] = ((region * inv + premul) >> 8).astype(np.uint8)
 
 
-def _wrap(text: str, font, max_width: float, max_lines: int) -> list[str]:
+def _metrics(font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> tuple[int, int]:
+    """Ascent and descent; Pillow's bitmap fallback font (no FreeType) has no metrics, so measure it."""
+    if isinstance(font, ImageFont.FreeTypeFont):
+        return font.getmetrics()
+    top, bottom = font.getbbox("Ay")[1::2]
+    return int(bottom), max(0, int(top))
+
+
+def _wrap(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, max_width: float, max_lines: int) -> list[str]:
     """Greedy word wrap (long words are hard-broken); overflow is ellipsized."""
     words = " ".join(text.split())[:4000].split(" ")
     lines: list[str] = []
@@ -104,7 +113,19 @@ def _wrap(text: str, font, max_width: float, max_lines: int) -> list[str]:
     return lines
 
 
-def palette(seed: int, prompt: str) -> dict[str, tuple[int, int, int] | float]:
+RGB = tuple[int, int, int]
+
+
+class Palette(TypedDict):
+    top: RGB
+    bottom: RGB
+    accent: RGB
+    phase: float
+    pan_x: float
+    pan_y: float
+
+
+def palette(seed: int, prompt: str) -> Palette:
     h = hashlib.sha256(f"{seed}\x00{prompt}".encode()).digest()
     hue = h[0] / 255
 
@@ -134,9 +155,9 @@ class Decor:
         height: int,
         prompt: str,
         label: str | None,
-        accent=(255, 255, 255),
+        accent: RGB = (255, 255, 255),
         band_alpha: int = _BAND_ALPHA,
-    ):
+    ) -> None:
         self.width, self.height = width, height
         short = min(width, height)
         self.fs = max(10, round(short * 0.055))
@@ -153,7 +174,7 @@ class Decor:
         self.band: Patch | None = None
         self.band_top = height
         if text:
-            asc, desc = font.getmetrics()
+            asc, desc = _metrics(font)
             line_h = round((asc + desc) * 1.12)
             max_lines = max(1, min(6, int((height * 0.42 - 2 * self.pad) // line_h)))
             lines = _wrap(text, font, width - 2 * self.pad, max_lines)
@@ -166,7 +187,7 @@ class Decor:
             self.band = Patch.from_rgba(0, self.band_top, img)
 
         # Label pill (top-left) and timecode box (top-right), below the progress bar.
-        sasc, sdesc = small.getmetrics()
+        sasc, sdesc = _metrics(small)
         self.pill_h = sasc + sdesc + self.pad
         top = self.bar_h + max(2, self.pad // 2)
         self.label: Patch | None = None
@@ -200,7 +221,7 @@ class Decor:
             text = f"{int(minutes):02d}:{secs:05.2f}  {index + 1}/{self.tc_n}"
             mask = Image.new("L", (self.tc_box.w, self.tc_box.h), 0)
             ImageDraw.Draw(mask).text((self.pad // 2, self.pad // 2), text, font=self.small_font, fill=235)
-            m = np.asarray(mask).astype(np.uint16)[..., None]
+            m: np.ndarray = np.asarray(mask).astype(np.uint16)[..., None]
             m = ((m + (m >> 7)) * strength) >> 8
             x, y = self.tc_box.x, self.tc_box.y
             region = frame[y : y + m.shape[0], x : x + m.shape[1]]

@@ -50,6 +50,8 @@ MODELS: tuple[ModelCaps, ...] = (
         edit=True,
         extend=True,
         max_total_seconds=120,
+        audio=True,  # `metadata.audio: "true"` (or `generate_audio`) adds a sound track to a new video
+        extras=frozenset({"seed", "audio", "generate_audio", "sandbox_latency_ms", "sandbox_fail"}),
         description="Offline renderer: a real H.264 MP4 showing the prompt, for development and tests.",
     ),
 )
@@ -60,6 +62,11 @@ def _int(value: Any, default: int) -> int:
         return max(0, int(str(value).strip()))
     except (TypeError, ValueError):
         return default
+
+
+def _truthy(value: Any) -> bool:
+    """Metadata values are strings: "true", "1", "yes", "on" (any case) mean yes."""
+    return value is True or str(value).strip().lower() in ("true", "1", "yes", "on")
 
 
 def _drawn_prompt(meta: dict[str, Any]) -> str:
@@ -133,6 +140,7 @@ class SandboxProvider:
             "fail": str(req.extras["sandbox_fail"]) if req.extras.get("sandbox_fail") else None,
             "characters": list(req.characters),
             "seed": _int(req.extras.get("seed"), 0),
+            "audio": _truthy(req.extras.get("audio", req.extras.get("generate_audio"))),
         }
         if req.image is not None:
             if req.image.data is None:
@@ -226,6 +234,7 @@ class SandboxProvider:
             first_frame=first,
             seed=int(meta.get("seed") or 0),
             label=_label(op),
+            audio=bool(meta.get("audio")),
         )
 
     def _cleanup(self, task_id: str) -> None:

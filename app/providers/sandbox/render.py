@@ -34,6 +34,7 @@ from app.media.probe import (
     frame_rate,
     open_video,
     probe_video,
+    to_image,
 )
 from app.providers.sandbox.drawing import Decor, Patch, Rows, crop_rows, palette
 
@@ -56,7 +57,7 @@ def _open_image(data: bytes, *, cover: tuple[int, int] | None = None) -> Image.I
     larger than it takes to cover that size: a JPEG is decoded at a DCT scale (1/2..1/8), other formats
     are reduced by a whole factor right after decoding, so a big reference never lingers at full size."""
     try:
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
         swap = exif_orientation(img) in SWAPS_SIDES
         if cover is not None:
             cw, ch = (cover[1], cover[0]) if swap else cover  # the stored image's sides, before turning it
@@ -98,10 +99,24 @@ def _cover(img: Image.Image, width: int, height: int) -> Image.Image:
 # --------------------------------------------------------------------------- encoding / decoding
 
 
-class _Encoder:
-    """H.264 (libx264, yuv420p, ultrafast) MP4 writer with moov-at-front, written atomically."""
+AUDIO_RATE = 44100
 
-    def __init__(self, out: Path, width: int, height: int, rate: Fraction):
+
+def tone(start: int, count: int, *, rate: int = AUDIO_RATE) -> np.ndarray:
+    """Samples [start, start + count) of the sandbox's sound track: a quiet 440 Hz tone with an 880 Hz
+    beep on every whole second, so a player's audio and seeking can be checked by ear."""
+    t = np.arange(start, start + count, dtype=np.float64) / rate
+    beep = (t % 1.0) < 0.12
+    freq = np.where(beep, 880.0, 440.0)
+    amp = np.where(beep, 0.3, 0.12)
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+class _Encoder:
+    """H.264 (libx264, yuv420p, ultrafast) MP4 writer with moov-at-front, written atomically; with `audio`,
+    an AAC mono track as long as the video, written frame by frame so the streams interleave."""
+
+    def __init__(self, out: Path, width: int, height: int, rate: Fraction, *, audio: bool = False):
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part.mp4", dir=out.parent)
         os.close(fd)
@@ -116,6 +131,9 @@ class _Encoder:
             stream.codec_context.gop_size = max(1, round(float(rate) * 2))  # keyframe every ~2 s: cheap seeks
             stream.options = {"preset": "ultrafast", "crf": "23"}
             self.stream = stream
+            self.rate = rate
+            self.samples = 0  # audio samples written so far
+            self.audio = self.container.add_stream("aac", rate=AUDIO_RATE) if audio else None
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
@@ -126,16 +144,30 @@ class _Encoder:
         frame.time_base = self.time_base
         self.container.mux(self.stream.encode(frame))
         self.count += 1
+        if self.audio is not None:
+            until = int(self.count * AUDIO_RATE / self.rate)
+            self._sound(until - self.samples)
+
+    def _sound(self, count: int) -> None:
+        assert self.audio is not None
+        if count <= 0:
+            return
+        block = av.AudioFrame.from_ndarray(tone(self.samples, count).reshape(1, -1), format="flt", layout="mono")
+        block.rate, block.pts = AUDIO_RATE, self.samples
+        self.container.mux(self.audio.encode(block))
+        self.samples += count
 
     def __enter__(self) -> _Encoder:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         try:
             if exc_type is None:
                 if self.count == 0:
                     raise MediaError("no frames to encode")
                 self.container.mux(self.stream.encode(None))
+                if self.audio is not None:
+                    self.container.mux(self.audio.encode(None))
             self.container.close()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -199,7 +231,9 @@ def _check_size(width: int, height: int) -> None:
             raise ValueError(f"{name} must be an even integer in [{MIN_SIDE}, {MAX_SIDE}], got {v!r}")
 
 
-def _synthetic_frames(width: int, height: int, n: int, rate: Fraction, prompt: str, seed: int, label):
+def _synthetic_frames(
+    width: int, height: int, n: int, rate: Fraction, prompt: str, seed: int, label: str | None
+) -> Iterator[np.ndarray]:
     pal = palette(seed, prompt)
     decor = Decor(width, height, prompt, label, pal["accent"])
     decor.timecode_for(n)
@@ -286,8 +320,10 @@ def render_video(
     first_frame: bytes | None = None,
     seed: int = 0,
     label: str | None = None,
+    audio: bool = False,
 ) -> VideoInfo:
-    """Render a synthetic H.264 MP4 of exactly ``width`` x ``height`` and ``seconds * fps`` frames.
+    """Render a synthetic H.264 MP4 of exactly ``width`` x ``height`` and ``seconds * fps`` frames
+    (with ``audio``, and an AAC track of the same length: see `tone`).
 
     Frames show the prompt on a band, a moving ball, a timecode/frame counter and a progress bar
     over a seed/prompt-derived gradient.  With ``first_frame`` (image bytes) frame 0 is that image
@@ -311,7 +347,7 @@ def render_video(
         frames = _animate_from(img, first, decor, n, rate, pan=(motion["pan_x"], motion["pan_y"]))
     else:
         frames = _synthetic_frames(width, height, n, rate, prompt, seed, label)
-    with _Encoder(out, width, height, rate) as enc:
+    with _Encoder(out, width, height, rate, audio=audio) as enc:
         for frame in frames:
             enc.write(frame)
     return probe_video(out)
@@ -362,6 +398,7 @@ def edit_video(
                 last_out = rgb.copy() if not rgb.flags.writeable else rgb
                 if decor.band is not None:
                     decor.band.apply(last_out)
+            assert last_out is not None  # set on the first frame
             enc.write(last_out)
     return probe_video(out)
 
@@ -419,13 +456,13 @@ def _last_frame(path: Path) -> Image.Image:
             except (av.FFmpegError, MediaError):
                 last = None
         if last is not None:
-            return last.to_image()
+            return to_image(last)
     with open_video(path) as (container, stream):  # no index / seek failed: decode through
         for frame in decode_frames(container, stream):
             last = frame
         if last is None:
             raise MediaError("video stream has no decodable frames")
-        return last.to_image()
+        return to_image(last)
 
 
 def frame_png(path: Path, *, which: Literal["first", "last"] = "first", rows: Rows | None = None) -> bytes:
@@ -434,7 +471,7 @@ def frame_png(path: Path, *, which: Literal["first", "last"] = "first", rows: Ro
     if which == "first":
         with open_video(path) as (container, stream):
             for frame in decode_frames(container, stream):
-                img = frame.to_image()
+                img = to_image(frame)
                 break
             else:
                 raise MediaError("video stream has no decodable frames")
