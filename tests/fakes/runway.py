@@ -243,8 +243,10 @@ async def validate(
     elif not isinstance(prompt, str):
         issues.append(_issue("invalid_type", ["promptText"], "Invalid input: expected string"))
     elif not 1 <= _utf16(prompt) <= 1000:
-        code = "too_small" if not prompt else "too_big"
-        issues.append(_issue(code, ["promptText"], "Too big: expected string to have <=1000 characters"))
+        if prompt:
+            issues.append(_issue("too_big", ["promptText"], "Too big: expected string to have <=1000 characters"))
+        else:
+            issues.append(_issue("too_small", ["promptText"], "Too small: expected string to have >=1 characters"))
     if rule.ratios is not None:
         ratio = body.get("ratio")
         if ratio is None:
