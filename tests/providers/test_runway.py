@@ -434,6 +434,13 @@ class TestErrors:
                 Rejected,
                 "moderation_blocked",
             ),
+            (
+                400,
+                {"error": "Validation of body failed", "issues": [{"path": ["contentModeration"], "message": "bad"}]},
+                Rejected,
+                "validation_failed",
+            ),
+            (400, {"error": "The X-Runway-Version header is required."}, Rejected, "api_version"),
             (401, {"error": "Invalid API key."}, AuthFailed, "unauthorized"),
             (401, None, AuthFailed, "unauthorized"),
             (403, {"error": "Model variant gen4.5 is not available"}, Rejected, "model_not_available"),
@@ -728,3 +735,91 @@ class TestFake:
     def test_fake_knows_the_same_models(self) -> None:
         for endpoint in ("text_to_video", "image_to_video"):
             assert fake_runway.RULES[endpoint].keys() == SCHEMAS[endpoint].keys()
+
+
+# ---------------------------------------------------------------------------------------------
+# through the gateway (in-process), for the rules the e2e table does not cover
+
+
+@pytest.fixture
+async def gw(database_url: str, tmp_path: Any) -> AsyncIterator[tuple[Any, httpx.AsyncClient, dict[str, str], Any]]:
+    from tests.conftest import new_key
+    from tests.providers.test_vendor_rules import gateway_with
+
+    app_, st = make_app()
+    gen = gateway_with(app_, database_url, tmp_path, runway_api_key=KEY, runway_base_url=BASE)
+    app = await gen.__anext__()
+    key = await new_key(app)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+        yield app, c, {"Authorization": f"Bearer {key}"}, st
+    with pytest.raises(StopAsyncIteration):
+        await gen.__anext__()
+
+
+class TestThroughTheGateway:
+    async def test_moderation_at_submit_is_a_400_moderation_blocked(self, gw: Any) -> None:
+        from tests.videos.test_http import assert_error
+
+        _, c, auth, st = gw
+        st.fail_next("moderation")
+        r = await c.post("/v1/videos", headers=auth, json={"prompt": "x", "model": "gen4.5"})
+        err = assert_error(r, 400, code="moderation_blocked")
+        assert "content moderation" in err["message"]
+
+    async def test_strict_names_the_allowed_values_before_any_call(self, gw: Any) -> None:
+        from tests.videos.test_http import assert_error
+
+        app, c, auth, st = gw
+        app.state.gateway.settings.param_policy = "strict"
+        r = await c.post("/v1/videos", headers=auth, json={"prompt": "x", "model": "veo3.1", "seconds": "5"})
+        err = assert_error(r, 400, param="seconds")
+        assert all(v in err["message"] for v in ("4", "6", "8"))
+        r = await c.post("/v1/videos", headers=auth, json={"prompt": "x", "model": "veo3.1", "size": "1024x1024"})
+        assert "1920x1080" in assert_error(r, 400, param="size")["message"]
+        assert st.creates() == []
+
+    async def test_nearest_snaps_and_metadata_cannot_override_the_model(self, gw: Any) -> None:
+        from tests.videos.test_http import finish
+
+        _, c, auth, st = gw
+        body = {
+            "prompt": "x",
+            "model": "veo3.1",
+            "seconds": "5",
+            "size": "1024x1024",
+            "metadata": {"model": "veo3", "seed": "11", "ratio": "1:1", "negative_prompt": "rain"},
+        }
+        r = await c.post("/v1/videos", headers=auth, json=body)
+        assert r.status_code == 200, r.text
+        assert (await finish(c, auth, r.json()["id"]))["status"] == "completed"
+        assert st.creates()[-1] == {
+            "model": "veo3.1",
+            "promptText": "x",
+            "ratio": "1280:720",
+            "duration": 6,
+            "seed": 11,
+            "negativePrompt": "rain",
+        }
+
+    async def test_first_and_last_frame_uploads_reach_runway_inline(self, gw: Any) -> None:
+        import io
+
+        from tests.videos.test_http import finish
+
+        _, c, auth, st = gw
+        first, last = solid_image((200, 0, 0), size=(128, 72)), solid_image((0, 0, 200), size=(128, 72))
+        r = await c.post(
+            "/v1/videos",
+            headers=auth,
+            data={"prompt": "x", "model": "veo3.1_fast", "seconds": "4"},
+            files={
+                "input_reference": ("a.jpg", io.BytesIO(first), "image/jpeg"),
+                "last_frame": ("b.jpg", io.BytesIO(last), "image/jpeg"),
+            },
+        )
+        assert r.status_code == 200, r.text
+        assert (await finish(c, auth, r.json()["id"]))["status"] == "completed"
+        sent = st.creates()[-1]["promptImage"]
+        assert [i["position"] for i in sent] == ["first", "last"]
+        assert all(i["uri"].startswith("data:image/jpeg;base64,") for i in sent)
+        assert [i["size"] for i in st.images] == [(128, 72), (128, 72)]

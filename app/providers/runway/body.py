@@ -304,7 +304,7 @@ def build_body(req: GenerationRequest) -> dict[str, Any]:
     endpoint = endpoint_for(req)
     schema = schema_for(req.model, endpoint)
     body: dict[str, Any] = {"model": req.model}
-    prompt = req.prompt.strip()
+    prompt = req.prompt if req.prompt.strip() else ""
     if prompt:
         if _utf16_len(prompt) > PROMPT_LIMIT:
             raise Rejected(

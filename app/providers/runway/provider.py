@@ -137,7 +137,9 @@ def snapshot(raw: Any) -> TaskSnapshot:
     return TaskSnapshot(status=status, progress=progress(status, reported), poll_after=POLL_AFTER, meta=meta)
 
 
-_MODERATION = re.compile(r"moderat|content polic|safety|flagged|SAFETY\.", re.IGNORECASE)
+# words of a moderation refusal; a space is required so a field path like `contentModeration` never matches
+_MODERATION = re.compile(r"content moderation|moderation system|content polic|\bflagged\b|\bsafety\b", re.IGNORECASE)
+_VERSION = re.compile(r"runway-version|api version", re.IGNORECASE)
 _CREDITS = re.compile(r"enough credits|insufficient credits|credit balance", re.IGNORECASE)
 
 
@@ -175,6 +177,9 @@ def map_error(http_status: int, body: Any, *, retry_after: float | None = None) 
         return Rejected(PROVIDER, text, vendor_code="insufficient_credits", **kw)
     if _MODERATION.search(text):
         return Rejected(PROVIDER, text, vendor_code="moderation_blocked", **kw)
+    if _VERSION.search(text):  # our own header: nothing a client can fix
+        log.error("runway refused the API version %s: %s", API_VERSION, text)
+        return Rejected(PROVIDER, text, vendor_code="api_version", **kw)
     if http_status == 403:  # "Model variant … is not available" for an organization without access
         return Rejected(PROVIDER, text, vendor_code="model_not_available", **kw)
     issues = isinstance(body, dict) and bool(body.get("issues"))
