@@ -31,7 +31,8 @@ UNCONFIRMED facts (§14) and what this adapter does:
   (OpenAI metadata is free-form) is dropped and logged.
 - the wording of a synchronous moderation 400 → any 400 whose text names moderation / safety / content
   policy (or a `SAFETY.*` code) is `moderation_blocked`.
-- the status of a missing/unknown `X-Runway-Version` → a 400 like any input error (never retried).
+- the status of a missing/unknown `X-Runway-Version` → a 400 like any input error (never retried; one whose
+  text names the version is `api_version` and logged as an error, since only the operator can fix it).
 - Veo's `audio` default → `has_audio` is reported only when the client set `audio` explicitly.
 - a cancelled task reading back as CANCELLED or 404 → both are fine (`cancel` ignores a 404).
 """
