@@ -241,6 +241,17 @@ VENDORS: dict[str, VendorSpec] = {
             base_url="https://api.lumalabs.ai/dream-machine/v1",
             callback=Callback("token"),  # Luma POSTs the Generation to callback_url, unsigned
         ),
+        VendorSpec(
+            name="runway",
+            title="Runway",
+            provider="app.providers.runway:RunwayProvider",
+            catalog="app.providers.runway:MODELS",
+            # `promptImage`: a data URI under 5 MB, else an HTTPS URL on a domain (a signed vidgate link)
+            image_transport="either",
+            credentials=_API_KEY,
+            settings_prefix="runway",
+            base_url="https://api.dev.runwayml.com",  # not api.runwayml.com
+        ),
     )
 }
 

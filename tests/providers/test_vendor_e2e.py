@@ -19,7 +19,7 @@ from openai import OpenAI
 
 from app.main import create_app
 from tests.conftest import LiveServer, make_settings
-from tests.fakes import jimeng, kling, luma, openai_upstream, vidu, wanxiang
+from tests.fakes import jimeng, kling, luma, openai_upstream, runway, vidu, wanxiang
 from tests.fakes.assets import real_mp4
 from tests.support.media import mp4_info, solid_image
 
@@ -143,6 +143,21 @@ VENDORS = [
         throttle=lambda st: st.fail_next("429", on="create"),
         wrong_credentials={"luma_api_key": "luma-wrong-key"},
         public_base_url=True,
+    ),
+    Vendor(
+        name="runway",
+        make_fake=lambda: runway.make_app(),
+        settings=lambda url: {"runway_api_key": runway.KEY, "runway_base_url": url},
+        t2v=("gen4.5", "1280x720", "12"),
+        t2v_expected_seconds="10",
+        i2v="gen4_turbo",
+        fail=lambda st: setattr(
+            st, "task_failure", ("SAFETY.INPUT.TEXT", "The input was flagged by our content moderation system.")
+        ),
+        fail_code="SAFETY.INPUT.TEXT",
+        throttle=lambda st: st.fail_next("429", on="create"),
+        wrong_credentials={"runway_api_key": "key_" + "f" * 128},
+        asset=runway.VIDEO_BYTES,
     ),
 ]
 
