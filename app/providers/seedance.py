@@ -581,9 +581,7 @@ def snapshot(raw: dict[str, Any], *, model: str | None = None, now: float | None
     if status is VideoStatus.failed:
         code, message = _TERMINAL_DEFAULTS[task.status]
         err = task.error or _Error()
-        return TaskSnapshot(
-            status=status, error_code=err.code or code, error_message=err.message or message, meta=meta
-        )
+        return TaskSnapshot(status=status, error_code=err.code or code, error_message=err.message or message, meta=meta)
     if status is VideoStatus.completed:
         content = task.content or _Content()
         if not content.video_url:
@@ -739,8 +737,9 @@ class SeedanceProvider:
             return {}
         if not isinstance(data, dict):
             raise Unavailable(PROVIDER, "Ark sent a non-JSON body.", status_code=resp.status_code)
-        if isinstance(data.get("error"), dict) and data["error"].get("code"):
-            raise map_error(resp.status_code if resp.status_code >= 400 else 400, data)
+        # a failed task carries `error` too; only a body that is not a task is an error envelope
+        if "status" not in data and "id" not in data and isinstance(data.get("error"), dict):
+            raise map_error(400, data)
         return data
 
     async def submit(self, req: GenerationRequest) -> VendorTask:
