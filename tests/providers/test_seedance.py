@@ -785,3 +785,55 @@ class TestFake:
         )
         with pytest.raises(Invalid, match="at most 4"):
             validate(build_body(refs), FakeState(api_key=KEY))
+
+
+class TestThroughTheSDK:
+    """The issue's example, unchanged OpenAI SDK code, through vidgate to the fake Ark server."""
+
+    @pytest.fixture
+    def rig(self, database_url: str, tmp_path: Any) -> Any:
+        from tests.providers.test_vendor_e2e import VENDORS as E2E
+        from tests.providers.test_vendor_e2e import _rig
+
+        vendor = next(v for v in E2E if v.name == "seedance")
+        yield from _rig(vendor, database_url, tmp_path, param_policy="strict")
+
+    def test_issue_example_under_strict_policy(self, rig: Any) -> None:
+        video = rig.client.videos.create_and_poll(
+            model="doubao-seedance-1-0-pro-250528",
+            prompt="a kitten yawning",
+            size="1920x1080",
+            seconds="5",
+            poll_interval_ms=50,
+        )
+        assert video.status == "completed", video.error
+        body = rig.fake_state.creates()[-1]
+        assert (body["resolution"], body["ratio"], body["duration"]) == ("1080p", "16:9", 5)
+        assert rig.client.videos.download_content(video.id).read()[4:8] == b"ftyp"
+
+    def test_strict_refuses_an_unsupported_duration_before_any_vendor_call(self, rig: Any) -> None:
+        import openai
+
+        with pytest.raises(openai.BadRequestError) as exc:
+            rig.client.videos.create(model="doubao-seedance-1-0-pro-250528", prompt="x", seconds="20")
+        assert "2 to 12" in exc.value.message
+        assert rig.fake_state.creates() == []
+
+    def test_audio_model_keeps_its_sound_track(self, rig: Any) -> None:
+        from tests.support.media import mp4_info
+
+        video = rig.client.videos.create_and_poll(
+            model="doubao-seedance-1-5-pro-251215",
+            prompt="rain on a tin roof",
+            size="1280x720",
+            seconds="4",
+            extra_body={"metadata": {"generate_audio": "true", "seed": "3"}},
+            poll_interval_ms=50,
+        )
+        assert video.status == "completed", video.error
+        body = rig.fake_state.creates()[-1]
+        assert body["generate_audio"] is True and body["seed"] == 3
+        data = rig.client.videos.download_content(video.id).read()
+        with av.open(io.BytesIO(data)) as container:
+            assert container.streams.audio
+        assert mp4_info(data)[4] > 0
