@@ -837,3 +837,50 @@ class TestThroughTheSDK:
         with av.open(io.BytesIO(data)) as container:
             assert container.streams.audio
         assert mp4_info(data)[4] > 0
+
+
+class _ToGateway(httpx.AsyncBaseTransport):
+    """The fake Ark's outgoing callbacks reach the gateway app (set once it exists)."""
+
+    app: Any = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await httpx.ASGITransport(app=self.app).handle_async_request(request)
+
+
+async def test_ark_callbacks_make_the_gateway_poll_at_once(database_url: str, tmp_path: Any) -> None:
+    from app.main import create_app
+    from tests.conftest import make_settings, new_key
+    from tests.videos.test_http import finish as finish_video
+
+    to_gateway = _ToGateway()
+    fake_app, st = make_app(api_key=KEY, callback_client=httpx.AsyncClient(transport=to_gateway))
+    settings = make_settings(
+        database_url,
+        tmp_path / "d",
+        sandbox_enabled=False,
+        seedance_api_key=KEY,
+        seedance_base_url=DEFAULT_BASE_URL,
+        public_base_url="http://gw",
+        poll_interval_ms=60_000,  # polling alone would take a minute
+        poll_max_interval_ms=60_000,
+    )
+    app = create_app(settings, http=httpx.AsyncClient(transport=httpx.ASGITransport(app=fake_app)))
+    to_gateway.app = app
+    async with app.router.lifespan_context(app):
+        auth = {"Authorization": f"Bearer {await new_key(app)}"}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            r = await c.post("/v1/videos", headers=auth, json={"prompt": "cb", "model": PRO, "size": "1280x720"})
+            assert r.status_code == 200, r.text
+            vid = r.json()["id"]
+            task = next(iter(st.tasks.values()))
+            assert task.params["callback_url"].startswith(f"http://gw/callbacks/seedance/{vid}/")
+            # time passes at Ark: the task moves on and Ark POSTs it to the callback URL
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake_app), base_url=DEFAULT_BASE_URL) as v:
+                for _ in range(2):
+                    await v.get(
+                        f"/api/v3/contents/generations/tasks/{task.id}", headers={"Authorization": f"Bearer {KEY}"}
+                    )
+            body = await finish_video(c, auth, vid, timeout=10)
+            assert body["status"] == "completed", body
+            assert st.callbacks and all(cb["status"] == 200 for cb in st.callbacks)
