@@ -252,6 +252,18 @@ VENDORS: dict[str, VendorSpec] = {
             settings_prefix="runway",
             base_url="https://api.dev.runwayml.com",  # not api.runwayml.com
         ),
+        VendorSpec(
+            name="seedance",
+            title="Seedance (Volcengine Ark / BytePlus)",
+            provider="app.providers.seedance:SeedanceProvider",
+            catalog="app.providers.seedance:MODELS",
+            image_transport="either",  # a URL as-is, bytes inline as a `data:image/<fmt>;base64,` URI (§4.2)
+            credentials=_API_KEY,
+            settings_prefix="seedance",
+            # BytePlus ModelArk (international): https://ark.ap-southeast.bytepluses.com
+            base_url="https://ark.cn-beijing.volces.com",
+            callback=Callback("token"),  # Ark POSTs the task to `callback_url` and signs nothing
+        ),
     )
 }
 

@@ -70,6 +70,8 @@ class TestTheTable:
             "luma",
             "runway",
         }
+        cancellable = {"sandbox", "wanxiang", "vidu", "seedance"}
+        assert {n for n, p in built.items() if isinstance(p, Cancellable)} == cancellable
 
     def test_enable_hint_names_the_credential_settings(self) -> None:
         hint = enable_hint("kling-v1")

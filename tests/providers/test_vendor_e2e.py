@@ -20,6 +20,8 @@ from openai import OpenAI
 from app.main import create_app
 from tests.conftest import LiveServer, make_settings
 from tests.fakes import jimeng, kling, luma, openai_upstream, runway, vidu, wanxiang
+from tests.fakes import jimeng, kling, openai_upstream, vidu, wanxiang
+from tests.fakes import seedance as seedance_fake
 from tests.fakes.assets import real_mp4
 from tests.support.media import mp4_info, solid_image
 
@@ -114,6 +116,22 @@ VENDORS = [
             "CVSync2AsyncSubmitTask", http=429, code=50429, message="Request Has Reached API Limit"
         ),
         wrong_credentials={"jimeng_secret_key": "d3Jvbmc="},
+    ),
+    Vendor(
+        name="seedance",
+        make_fake=lambda: seedance_fake.make_app(api_key="ark-e2e-key"),
+        settings=lambda url: {"seedance_api_key": "ark-e2e-key", "seedance_base_url": url},
+        t2v=("doubao-seedance-1-0-pro-250528", "1920x1080", "20"),
+        t2v_expected_seconds="12",
+        i2v="doubao-seedance-1-0-lite-i2v-250428",
+        fail=lambda st: setattr(
+            st,
+            "fail_task",
+            ("OutputVideoSensitiveContentDetected", "The output video may contain sensitive information."),
+        ),
+        fail_code="OutputVideoSensitiveContentDetected",
+        throttle=lambda st: st.fail_next("rate_limit", on="create"),
+        wrong_credentials={"seedance_api_key": "ark-wrong"},
     ),
     Vendor(
         name="openai_compat",
