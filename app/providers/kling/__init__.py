@@ -10,6 +10,26 @@ Video extension (`POST /v1/videos/video-extend`, body `video_id` + prompt / nega
 not in the vendor doc; it follows the copy of the official page in WHQ25/rawgenai
 `docs/research/kling/video-extend.md` and the capability map (续写: kling-v1 and kling-v1-6).
 
+Current models (issue #12). No official Kling SDK exists on PyPI (only unofficial wrappers), so these rest on
+the vendor doc and on what the `search` corpora hold:
+- kling-v2-6 (CONFIRMED by the vendor doc §5/§6/§10, the capability map it cites, and ComfyUI's Kling nodes):
+  `model_name` in both create families, `duration` "5" | "10", std 720p / pro 1080p, `sound` "on" | "off"
+  (default off) and `voice_list` (at most 2, needs sound on); sound only in pro, so `sound: "on"` forces
+  `mode: "pro"`; its first+last frame is pro and silent, so a last frame with sound on is refused before the
+  vendor call (`invalid_metadata`).
+- kling-v3 (UNCONFIRMED for the classic API by an official page; the vendor doc marks it so): several relays
+  that forward `/v1/videos/text2video` and `image2video` bodies to Kling unchanged (powertokens, mulerouter,
+  midsync) and a third-party probe agree on `model_name: "kling-v3"`, `duration` any whole second "3"-"15"
+  (a string), std 720p / pro 1080p, `sound` on/off in both modes, `voice_list`, and `multi_shot` (bool) /
+  `shot_type` customize|intelligence / `multi_prompt` (list). Declared with those; a first+last frame is not
+  forced to pro (std start-end frames are offered by the relays); the "4k" mode some pages mention is not
+  declared as a size (a client may still send `metadata.mode`). cfg_scale is left out (unknown for v3).
+- kling-v2-1-master and kling-v2-5-turbo were already in the table (§10); unchanged.
+The house-wide `metadata.generate_audio` / `metadata.audio` booleans map to `sound` on the two sound models;
+asking a silent model for sound is refused (`invalid_metadata`), `sound: off` there is dropped. Kling does not
+say whether a result has sound, so snapshots leave `has_audio` unset; `final_unit_deduction` goes to
+`TaskSnapshot.usage`.
+
 The package: `models` (the capability table), `mapping` (pure request/response mapping), `provider` (auth,
 errors, HTTP). The registry finds `KlingProvider` and `MODELS` here by module name.
 """

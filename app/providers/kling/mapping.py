@@ -17,8 +17,13 @@ from app.providers.capabilities import aspect_ratio
 from app.providers.http import progress
 from app.providers.kling.models import (
     _SINGLE_TIER,
+    _SOUND,
+    _SOUND_PRO_ONLY,
+    _TAIL_PRO,
+    _TAIL_SILENT,
     _TWO_TIER,
     ASPECT_RATIOS,
+    DURATION_RANGES,
     DURATIONS,
     EXTEND,
     I2V,
@@ -43,6 +48,7 @@ STATUS: dict[str, VideoStatus] = {
 
 _PROTECTED: Final = frozenset({"model_name", "model", "external_task_id", "duration", "video_id"})
 _EXTEND_KEYS: Final = frozenset({"negative_prompt", "cfg_scale", "watermark_info", "callback_url"})
+_SOUND_KEYS: Final = ("sound", "generate_audio", "audio")  # read by `sound_for`, never copied verbatim
 
 
 def family_for(req: GenerationRequest) -> str:
@@ -52,7 +58,11 @@ def family_for(req: GenerationRequest) -> str:
     return I2V if has_image or req.extras.get("image") or req.extras.get("image_tail") else T2V
 
 
-def duration_for(seconds: int) -> str:
+def duration_for(seconds: int, model: str | None = None) -> str:
+    """The native `duration` string: any whole second in range for kling-v3, else the nearest of 5 and 10."""
+    span = DURATION_RANGES.get(model or "")
+    if span is not None:
+        return str(min(max(seconds, span[0]), span[1]))
     if seconds in DURATIONS:
         return DURATIONS[seconds]
     return DURATIONS[min(DURATIONS, key=lambda s: (abs(s - seconds), -s))]
@@ -81,11 +91,15 @@ def build_body(req: GenerationRequest) -> dict[str, Any]:
         body["prompt"] = req.prompt
     if family == T2V:
         body["aspect_ratio"] = aspect_ratio(req.width, req.height, ASPECT_RATIOS)
-    body["duration"] = duration_for(req.seconds)
+    body["duration"] = duration_for(req.seconds, req.model)
+    sound = sound_for(req)
     if req.model not in _SINGLE_TIER:
         hd = min(req.width, req.height) >= 1080 and req.model in _TWO_TIER
-        tail_needs_pro = req.last_frame is not None and req.model in _TWO_TIER
-        body["mode"] = "pro" if hd or tail_needs_pro else "std"
+        tail_needs_pro = req.last_frame is not None and req.model in _TAIL_PRO
+        sound_needs_pro = sound == "on" and req.model in _SOUND_PRO_ONLY
+        body["mode"] = "pro" if hd or tail_needs_pro or sound_needs_pro else "std"
+    if sound is not None:
+        body["sound"] = sound
     if req.image is not None:
         body["image"] = image_value(req.image)
     if req.last_frame is not None:
@@ -93,6 +107,22 @@ def build_body(req: GenerationRequest) -> dict[str, Any]:
     body.update(coerce_extras(req.extras))
     body["external_task_id"] = req.task_id
     return body
+
+
+def sound_for(req: GenerationRequest) -> str | None:
+    """`sound` on/off from `metadata.sound` (native) or `generate_audio` / `audio`; None: not asked (vendor: off)."""
+    raw = next((req.extras[k] for k in _SOUND_KEYS if req.extras.get(k) is not None), None)
+    if raw is None:
+        return None
+    sound = _as_switch("sound", raw)
+    if req.model not in _SOUND:
+        if sound == "on":
+            raise Rejected(PROVIDER, f"{req.model} makes no sound", vendor_code="invalid_metadata")
+        return None
+    if sound == "on" and req.last_frame is not None and req.model in _TAIL_SILENT:
+        message = f"{req.model} makes first+last frame videos without sound"
+        raise Rejected(PROVIDER, message, vendor_code="invalid_metadata")
+    return sound
 
 
 def build_extend_body(req: GenerationRequest, video_id: str) -> dict[str, Any]:
@@ -109,7 +139,7 @@ def coerce_extras(extras: dict[str, Any]) -> dict[str, Any]:
     """Client metadata → native fields; multipart sends strings, so known keys get their real types."""
     out: dict[str, Any] = {}
     for key, value in extras.items():
-        if key.startswith("sandbox_") or key in _PROTECTED:
+        if key.startswith("sandbox_") or key in _PROTECTED or key in _SOUND_KEYS:
             continue
         coerce = _COERCE.get(key)
         out[key] = coerce(key, value) if coerce else value
@@ -152,6 +182,10 @@ def _as_switch(key: str, value: Any) -> str:
     return "on" if text in ("on", "true", "1", "yes") else "off"
 
 
+def _as_bool(key: str, value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("on", "true", "1", "yes")
+
+
 def _as_watermark(key: str, value: Any) -> Any:
     parsed = _as_json(key, value) if isinstance(value, str) and value.strip().startswith("{") else value
     if isinstance(parsed, dict):
@@ -171,7 +205,9 @@ _COERCE: dict[str, Callable[[str, Any], Any]] = {
     "image": _as_image,
     "image_tail": _as_image,
     "static_mask": _as_image,
-    "sound": _as_switch,
+    "multi_shot": _as_bool,
+    "multi_prompt": _as_json,
+    "shot_type": _as_str,
     "watermark_info": _as_watermark,
 }
 
@@ -248,7 +284,22 @@ def snapshot(raw: dict[str, Any]) -> TaskSnapshot:
         meta["watermark_url"] = video.watermark_url
     if video.duration:
         meta["duration"] = video.duration
-    return TaskSnapshot(status=status, progress=100, video_url=video.url, seconds=_seconds(video.duration), meta=meta)
+    return TaskSnapshot(
+        status=status,
+        progress=100,
+        video_url=video.url,
+        seconds=_seconds(video.duration),
+        meta=meta,
+        usage=_units(task.final_unit_deduction),
+    )
+
+
+def _units(deduction: str | None) -> dict[str, float]:
+    """The units Kling charged (`final_unit_deduction`, a string such as "1")."""
+    try:
+        return {"final_unit_deduction": float(deduction)} if deduction else {}
+    except ValueError:
+        return {}
 
 
 def _seconds(duration: str | None) -> int | None:

@@ -34,18 +34,14 @@ _EXTRAS = frozenset(
     }
 )
 _EXTRAS_V2 = _EXTRAS - {"cfg_scale"}  # cfg_scale is not supported by kling-v2.x (§5)
+# sound: the native `sound` on/off, or the house-wide `generate_audio` / `audio` booleans
+_EXTRAS_SOUND = _EXTRAS_V2 | {"sound", "generate_audio", "audio", "voice_list"}
+_EXTRAS_V3 = _EXTRAS_SOUND | {"multi_shot", "shot_type", "multi_prompt"}
 
 
 def _caps(name: str, sizes: tuple[tuple[int, int], ...], **kw: Any) -> ModelCaps:
-    return ModelCaps(
-        name=name,
-        provider=PROVIDER,
-        sizes=sizes,
-        seconds=(5, 10),
-        default_size=sizes[0],
-        default_seconds=5,
-        **kw,
-    )
+    kw.setdefault("seconds", () if "seconds_range" in kw else (5, 10))
+    return ModelCaps(name=name, provider=PROVIDER, sizes=sizes, default_size=sizes[0], default_seconds=5, **kw)
 
 
 MODELS: tuple[ModelCaps, ...] = (
@@ -92,12 +88,37 @@ MODELS: tuple[ModelCaps, ...] = (
         extras=_EXTRAS_V2,
         description="Kling 2.5 Turbo: std 720p, pro 1080p",
     ),
+    _caps(
+        "kling-v2-6",
+        _SD + _HD,
+        last_frame=True,
+        audio=True,
+        extras=_EXTRAS_SOUND,
+        description="Kling 2.6: std 720p, pro 1080p; sound (pro only; first+last frame is silent)",
+    ),
+    _caps(
+        "kling-v3",
+        _SD + _HD,
+        seconds_range=(3, 15),
+        last_frame=True,
+        audio=True,
+        extras=_EXTRAS_V3,
+        description="Kling 3.0: 3-15 s, std 720p, pro 1080p; sound; multi-shot",
+    ),
 )
 
-# Models whose 1080p output is the `pro` mode and whose first+last frame is pro-only.
-_TWO_TIER: Final = frozenset({"kling-v1-5", "kling-v1-6", "kling-v2-1", "kling-v2-5-turbo"})
+# Models whose 1080p output is the `pro` mode.
+_TWO_TIER: Final = frozenset({"kling-v1-5", "kling-v1-6", "kling-v2-1", "kling-v2-5-turbo", "kling-v2-6", "kling-v3"})
+# Models whose first+last frame is pro-only (capability map); kling-v3's is UNCONFIRMED, left to `mode`.
+_TAIL_PRO: Final = frozenset({"kling-v1-5", "kling-v1-6", "kling-v2-1", "kling-v2-5-turbo", "kling-v2-6"})
+# Models that take `sound`; on kling-v2-6 sound is pro-only and its first+last frame is silent.
+_SOUND: Final = frozenset({"kling-v2-6", "kling-v3"})
+_SOUND_PRO_ONLY: Final = frozenset({"kling-v2-6"})
+_TAIL_SILENT: Final = frozenset({"kling-v2-6"})
 # Single-tier models: the mode field means nothing there, so it is left out.
 _SINGLE_TIER: Final = frozenset({"kling-v2-master", "kling-v2-1-master"})
 
 ASPECT_RATIOS: Final = ("16:9", "9:16", "1:1")
 DURATIONS: Final[dict[int, str]] = {5: "5", 10: "10"}
+# Models that take any whole number of seconds in a range (still sent as a string).
+DURATION_RANGES: Final[dict[str, tuple[int, int]]] = {"kling-v3": (3, 15)}
