@@ -72,7 +72,7 @@ VENDORS = [
         fail_code="DataInspectionFailed",
         throttle=lambda st: st.fail_next("throttle", on="create"),
         wrong_credentials={"dashscope_api_key": "sk-wrong"},
-        asset=wanxiang.tiny_mp4(),
+        asset=real_mp4(audio=True),  # Wan 2.5 makes sound
     ),
     Vendor(
         name="vidu",
