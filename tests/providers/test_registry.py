@@ -63,14 +63,7 @@ class TestTheTable:
             built = {name: _build(spec, tmp_path, client) for name, spec in VENDORS.items()}
         assert {n for n, p in built.items() if isinstance(p, Recoverable)} == {"kling", "luma"}
         assert {n for n, p in built.items() if isinstance(p, ServesVariants)} == {"openai_compat"}
-        assert {n for n, p in built.items() if isinstance(p, Cancellable)} == {
-            "sandbox",
-            "wanxiang",
-            "vidu",
-            "luma",
-            "runway",
-        }
-        cancellable = {"sandbox", "wanxiang", "vidu", "seedance"}
+        cancellable = {"sandbox", "wanxiang", "vidu", "luma", "runway", "seedance"}
         assert {n for n, p in built.items() if isinstance(p, Cancellable)} == cancellable
 
     def test_enable_hint_names_the_credential_settings(self) -> None:

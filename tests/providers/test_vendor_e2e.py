@@ -20,7 +20,6 @@ from openai import OpenAI
 from app.main import create_app
 from tests.conftest import LiveServer, make_settings
 from tests.fakes import jimeng, kling, luma, openai_upstream, runway, vidu, wanxiang
-from tests.fakes import jimeng, kling, openai_upstream, vidu, wanxiang
 from tests.fakes import seedance as seedance_fake
 from tests.fakes.assets import real_mp4
 from tests.support.media import mp4_info, solid_image
