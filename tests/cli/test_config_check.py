@@ -14,6 +14,7 @@ from app.channels.config import load_config
 from app.cli import cli
 from app.config import Settings
 from app.providers.registry import build_registry
+from app.providers.vendors import VENDORS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "gateway.example.yaml"
@@ -92,7 +93,7 @@ def test_each_problem_is_reported_with_its_place(tmp_path: Path) -> None:
         "colour: unknown key 'colour'",
         "channels[0].credentials.access_key: environment variable NOT_SET_AK is referenced but not set",
         "channels[0].modles: unknown key 'modles'",
-        "channels[1].vendor: unknown vendor 'klingg' (known: jimeng, kling, openai_compat, sandbox, vidu, wanxiang)",
+        f"channels[1].vendor: unknown vendor 'klingg' (known: {', '.join(sorted(VENDORS))})",
         "channels[2].credentials.token: unknown credential for wanxiang (known: api_key)",
         "channels[2].models[1]: unknown model 'wan9' for vendor wanxiang",
         "channels[2].weight: Input should be greater than or equal to 0",

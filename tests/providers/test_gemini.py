@@ -499,3 +499,52 @@ class TestAgainstTheFake:
             assert await collect(p.download(task, snap)) == mp4
             with pytest.raises(Unavailable):  # held once; a retry polls again first
                 await collect(p.download(task, snap))
+
+
+# -- through the OpenAI SDK and the gateway ---------------------------------------------------------------
+
+
+def _gemini_vendor() -> Any:
+    from tests.providers.test_vendor_e2e import VENDORS as E2E
+
+    return next(v for v in E2E if v.name == "gemini")
+
+
+def test_sdk_create_and_poll_with_a_png_file(database_url: str, tmp_path: Any) -> None:
+    from tests.providers.test_vendor_e2e import _rig
+
+    png = solid_image((30, 60, 200), size=(1280, 720), fmt="PNG")
+    first = tmp_path / "first.png"
+    first.write_bytes(png)
+    for rig in _rig(_gemini_vendor(), database_url, tmp_path):
+        with open(first, "rb") as f:
+            video = rig.client.videos.create_and_poll(
+                model="veo-3.1-generate-preview",
+                prompt="the blue card slowly turns",
+                size="1280x720",
+                seconds="8",
+                input_reference=f,
+                poll_interval_ms=50,
+            )
+        assert video.status == "completed", video.error
+        assert (video.size, video.seconds) == ("96x64", "1")  # what the fake's MP4 really is
+        sent = rig.fake_state.creates()[-1]
+        image = sent["instances"][0]["image"]
+        assert image["mimeType"] == "image/png" and base64.b64decode(image["bytesBase64Encoded"]) == png
+        assert sent["parameters"] == {"aspectRatio": "16:9", "resolution": "720p", "durationSeconds": 8}
+
+
+def test_strict_policy_refuses_an_unsupported_duration_before_any_vendor_call(database_url: str, tmp_path: Any) -> None:
+    import openai
+
+    for rig in _rig_strict(database_url, tmp_path):
+        with pytest.raises(openai.BadRequestError) as exc:
+            rig.client.videos.create(prompt="x", model="veo-3.1-generate-preview", size="1280x720", seconds="5")
+        assert exc.value.param == "seconds" and "4, 6, 8" in str(exc.value.message)
+        assert rig.fake_state.creates() == []
+
+
+def _rig_strict(database_url: str, tmp_path: Any) -> Any:
+    from tests.providers.test_vendor_e2e import _rig
+
+    return _rig(_gemini_vendor(), database_url, tmp_path, param_policy="strict")
