@@ -18,6 +18,9 @@ Choices where the sources leave room (UNCONFIRMED in the docs):
   Keys may be given snake_case (the house convention) or in the API's camelCase.
 - Reference images come as `metadata.reference_images`: a list (or a JSON list text) of `data:` URLs, since
   the API takes inline bytes only and an adapter does not fetch arbitrary URLs.
+- No vendor callbacks: the Gemini API's `webhookConfig` is undocumented and Vertex's `pubsubTopic` needs a
+  Pub/Sub topic, so the gateway's `callback_url` is dropped and tasks are polled. Neither API reports usage
+  units (billing is per second of video), so `TaskSnapshot.usage` stays empty.
 """
 
 from __future__ import annotations
