@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -67,7 +68,7 @@ def _vertex_account() -> vertex.ServiceAccount:
 def _vertex_settings(url: str) -> dict[str, Any]:
     """A key file whose `token_uri` is the fake's token endpoint, next to the session's other key files."""
     folder = Path(_key_dir())
-    key = _vertex_account().key_file(folder / f"sa-{url.rsplit(':', 1)[-1]}.json", token_uri=f"{url}/token")
+    key = _vertex_account().key_file(folder / f"sa-{re.sub(r'[^A-Za-z0-9]+', '_', url)}.json", token_uri=f"{url}/token")
     return {"vertex_credentials_file": str(key), "vertex_project": vertex.PROJECT, "vertex_base_url": url}
 
 
