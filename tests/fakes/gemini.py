@@ -119,9 +119,7 @@ def check_image(obj: Any, where: str, *, gcs: bool = False) -> JSONResponse | No
 
 def check_person(value: Any, family: str, mode: str) -> JSONResponse | None:
     """§5.2: which personGeneration values each family takes, text vs image modes."""
-    if family == "3.1":
-        allowed = {"allow_all"} if mode == "text" else {"allow_adult"}
-    elif family == "3.0":
+    if family in ("3.1", "3.0"):
         allowed = {"allow_all"} if mode == "text" else {"allow_adult"}
     else:
         allowed = {"allow_all", "allow_adult", "dont_allow"} if mode == "text" else {"allow_adult", "dont_allow"}

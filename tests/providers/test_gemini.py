@@ -548,3 +548,13 @@ def _rig_strict(database_url: str, tmp_path: Any) -> Any:
     from tests.providers.test_vendor_e2e import _rig
 
     return _rig(_gemini_vendor(), database_url, tmp_path, param_policy="strict")
+
+
+@pytest.mark.parametrize("caps", MODELS, ids=[c.name for c in MODELS])
+async def test_every_size_and_duration_of_the_caps_is_accepted_by_the_fake(
+    caps: Any, provider: GeminiProvider, state: FakeGeminiState
+) -> None:
+    for w, h in caps.sizes:
+        for seconds in caps.seconds:
+            await provider.submit(make_req(model=caps.name, width=w, height=h, seconds=seconds))
+    assert len(state.operations) == len(caps.sizes) * len(caps.seconds)

@@ -386,3 +386,14 @@ class TestAgainstTheFake:
             assert "/locations/europe-west4/" in task.vendor_task_id
             assert (await p.poll(task)).status is VideoStatus.in_progress
         assert state.requests[0]["headers"]["host"] == "europe-west4-aiplatform.googleapis.com"
+
+
+@pytest.mark.parametrize("caps", MODELS, ids=[c.name for c in MODELS])
+async def test_every_size_and_duration_of_the_caps_is_accepted_by_the_fake(
+    caps: Any, provider: VertexProvider, state: FakeVertexState
+) -> None:
+    for w, h in caps.sizes:
+        for seconds in caps.seconds:
+            await provider.submit(make_req(model=caps.name, width=w, height=h, seconds=seconds))
+    assert len(state.operations) == len(caps.sizes) * len(caps.seconds)
+    assert not state.ignored
