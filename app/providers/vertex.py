@@ -207,6 +207,8 @@ class ServiceAccountAuth(httpx.Auth):
         except google.auth.exceptions.RefreshError as exc:
             # ("invalid_grant: Invalid JWT Signature.", {...}): the code before the colon
             text = str(exc.args[0]) if exc.args else "token refresh refused"
+            if exc.retryable:  # a 5xx / 429 that google-auth's own retries did not get past
+                raise Unavailable(PROVIDER, f"token endpoint: {text}", vendor_code="token_endpoint") from None
             raise AuthFailed(PROVIDER, f"token endpoint: {text}", vendor_code=text.split(":", 1)[0]) from None
         except google.auth.exceptions.TransportError as exc:
             raise Unavailable(PROVIDER, f"token endpoint unreachable: {exc}", vendor_code="transport") from None

@@ -14,7 +14,7 @@ Each fetch answers `{"name"}` `polls_before_done` times, then done with `videos[
 
 Faults: `state.fail_next(kind)` for the next create: "500", "429", "moderation"; `state.outcome` for new
 operations: "ok", "filtered", "error" (code 13); `state.expire_tokens()` makes every issued token expired
-(an expired token mid-run).
+(an expired token mid-run); `state.token_faults = n` makes the next n token requests answer 503.
 """
 
 from __future__ import annotations
@@ -180,6 +180,7 @@ class FakeVertexState:
     requests: list[dict[str, Any]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # unknown keys Vertex would silently ignore
     rejected_tokens: list[str] = field(default_factory=list)
+    token_faults: int = 0  # the next N token requests answer 503
 
     def fail_next(self, kind: str) -> None:
         self.faults.append(kind)
@@ -198,6 +199,9 @@ def make_app(
     state = FakeVertexState(accounts={account.email: account}, project=project, location=location)
 
     async def token(request: Request) -> Response:
+        if state.token_faults:
+            state.token_faults -= 1
+            return _token_error("temporarily_unavailable", "The service is currently unavailable.", 503)
         if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             return _token_error("invalid_request", "Invalid request: form-encoded body required.")
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}

@@ -285,6 +285,26 @@ class TestAgainstTheFake:
             tick.cancel()
         assert ticks >= 10
 
+    async def test_a_token_endpoint_hiccup_is_retried_by_google_auth(
+        self, provider: VertexProvider, state: FakeVertexState
+    ) -> None:
+        state.token_faults = 1
+        await provider.submit(make_req())
+        assert state.token_faults == 0 and len(state.assertions) == 1
+
+    async def test_a_token_endpoint_outage_is_unavailable_not_auth_failed(
+        self, provider: VertexProvider, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from google.auth.exceptions import RefreshError
+
+        def down(self: Any, request: Any) -> None:
+            raise RefreshError("temporarily_unavailable: try later", retryable=True)
+
+        monkeypatch.setattr(service_account.Credentials, "refresh", down)
+        with pytest.raises(Unavailable) as exc:
+            await provider.submit(make_req())
+        assert exc.value.vendor_code == "token_endpoint"
+
     async def test_inline_bytes_are_held_once(self, provider: VertexProvider) -> None:
         task = await provider.submit(make_req())
         done = (await run(provider, task))[-1]
