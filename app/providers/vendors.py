@@ -152,6 +152,14 @@ def _sandbox(c: Construct) -> VideoProvider:
     return cls(work_dir=c.storage_dir / "sandbox", **c.options)  # type: ignore[no-any-return]
 
 
+def _vertex(c: Construct) -> VideoProvider:
+    """Vertex takes its location from `VIDGATE_VERTEX_LOCATION` (an option: it has a default)."""
+    kwargs: dict[str, Any] = {**c.credentials, "location": c.options["location"]}
+    if c.base_url:
+        kwargs["base_url"] = c.base_url.rstrip("/")
+    return _load("app.providers.vertex:VertexProvider")(c.client, **kwargs)  # type: ignore[no-any-return]
+
+
 # the built-in vendor: a channel of its own (named after it) unless `sandbox: false` / VIDGATE_SANDBOX_ENABLED=false
 BUILTIN = "sandbox"
 
@@ -263,6 +271,29 @@ VENDORS: dict[str, VendorSpec] = {
             # BytePlus ModelArk (international): https://ark.ap-southeast.bytepluses.com
             base_url="https://ark.cn-beijing.volces.com",
             callback=Callback("token"),  # Ark POSTs the task to `callback_url` and signs nothing
+        ),
+        VendorSpec(
+            name="gemini",
+            title="Google Veo (Gemini API)",
+            provider="app.providers.gemini:GeminiProvider",
+            catalog="app.providers.gemini:MODELS",
+            image_transport="bytes",  # inline `bytesBase64Encoded` only; the API fetches no URLs
+            credentials=_API_KEY,
+            settings_prefix="gemini",
+            base_url="https://generativelanguage.googleapis.com",
+        ),
+        VendorSpec(
+            name="vertex",
+            title="Google Veo (Vertex AI)",
+            provider="app.providers.vertex:VertexProvider",
+            catalog="app.providers.vertex:MODELS",
+            image_transport="bytes",  # inline `bytesBase64Encoded` (gcsUri needs Cloud Storage: out of scope)
+            # the key file's path is no secret (the file is); the project is part of every API path
+            credentials=(Credential("credentials_file", secret=False), Credential("project", secret=False)),
+            settings_prefix="vertex",
+            base_url="https://{location}-aiplatform.googleapis.com",  # a template the adapter fills
+            options=(Option("location", str, "us-central1"),),
+            make=_vertex,
         ),
     )
 }

@@ -7,9 +7,13 @@ every non-loopback host to the fake's port, as DNS would send it to the CDN.
 
 from __future__ import annotations
 
+import functools
 import io
+import re
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +23,7 @@ from openai import OpenAI
 
 from app.main import create_app
 from tests.conftest import LiveServer, make_settings
-from tests.fakes import jimeng, kling, luma, openai_upstream, runway, vidu, wanxiang
+from tests.fakes import gemini, jimeng, kling, luma, openai_upstream, runway, vertex, vidu, wanxiang
 from tests.fakes import seedance as seedance_fake
 from tests.fakes.assets import real_mp4
 from tests.support.media import mp4_info, solid_image
@@ -57,6 +61,24 @@ class Vendor:
     wrong_credentials: dict[str, Any]
     asset: bytes = field(default_factory=real_mp4)  # what the fake serves as the finished video
     public_base_url: bool = False  # the vendor fetches images by URL: the gateway's own address is public
+
+
+@functools.cache
+def _vertex_account() -> vertex.ServiceAccount:
+    """One RSA service-account key per test session (generating one takes a while)."""
+    return vertex.ServiceAccount()
+
+
+def _vertex_settings(url: str) -> dict[str, Any]:
+    """A key file whose `token_uri` is the fake's token endpoint, next to the session's other key files."""
+    folder = Path(_key_dir())
+    key = _vertex_account().key_file(folder / f"sa-{re.sub(r'[^A-Za-z0-9]+', '_', url)}.json", token_uri=f"{url}/token")
+    return {"vertex_credentials_file": str(key), "vertex_project": vertex.PROJECT, "vertex_base_url": url}
+
+
+@functools.cache
+def _key_dir() -> str:
+    return tempfile.mkdtemp(prefix="vidgate-vertex-")
 
 
 VENDORS = [
@@ -175,6 +197,32 @@ VENDORS = [
         throttle=lambda st: st.fail_next("429", on="create"),
         wrong_credentials={"runway_api_key": "key_" + "f" * 128},
         asset=runway.VIDEO_BYTES,
+    ),
+    Vendor(
+        name="gemini",
+        make_fake=lambda: gemini.make_app(),
+        settings=lambda url: {"gemini_api_key": gemini.API_KEY, "gemini_base_url": url},
+        t2v=("veo-3.0-generate-001", "1280x720", "5"),
+        t2v_expected_seconds="6",
+        i2v="veo-3.1-generate-preview",
+        fail=lambda st: setattr(st, "outcome", "filtered"),
+        fail_code="moderation_blocked",
+        throttle=lambda st: st.fail_next("429"),
+        wrong_credentials={"gemini_api_key": "AIzaWrongKey"},
+        asset=real_mp4(audio=True),
+    ),
+    Vendor(
+        name="vertex",
+        make_fake=lambda: vertex.make_app(_vertex_account()),
+        settings=_vertex_settings,
+        t2v=("veo-3.1-fast-generate-001", "1280x720", "4"),
+        t2v_expected_seconds="4",
+        i2v="veo-3.1-generate-001",
+        fail=lambda st: setattr(st, "outcome", "filtered"),
+        fail_code="moderation_blocked",
+        throttle=lambda st: st.fail_next("429"),
+        wrong_credentials={"vertex_project": "someone-elses-project"},
+        asset=real_mp4(audio=True),
     ),
 ]
 
