@@ -106,3 +106,13 @@ def test_readme_vendor_table_follows_the_vendor_table() -> None:
             assert f"`{env}`" in row or f"`{short}`" in row, f"{spec.name}'s README row lacks {env}"
         claimed.add(mine[0])
     assert claimed == set(range(len(rows))), "a README vendor row names no vendor of app/providers/vendors.py"
+
+
+def test_readme_names_every_vendor_that_calls_back() -> None:
+    from app.providers.vendors import VENDORS
+
+    text = (ROOT / "README.md").read_text()
+    paragraph = text.split("tasks of the vendors that call back", 1)[1].split("\n\n", 1)[0]
+    for spec in VENDORS.values():
+        if spec.callback is not None:
+            assert spec.title.split()[0] in paragraph, f"README's callback paragraph does not name {spec.title}"

@@ -40,6 +40,9 @@ class ChannelConfig(BaseModel):
     weight: int = Field(default=1, ge=0)  # share among channels of equal priority
     enabled: bool = True
     max_rps: float | None = None  # optional cap on this channel's request rate
+    # fetch the vendor's own thumbnail and spritesheet where it serves them (two more vendor requests per
+    # video) instead of deriving both from the downloaded MP4
+    fetch_variants: bool = False
 
     @field_validator("credentials")
     @classmethod

@@ -71,6 +71,7 @@ class Channel:
     weight: int = 1
     enabled: bool = True
     max_rps: float | None = None  # cap on requests to the vendor through this channel
+    fetch_variants: bool = False  # take the vendor's thumbnail/spritesheet (ServesVariants) over derived ones
     credentials: dict[str, str] = field(default_factory=dict, repr=False)
 
 
@@ -173,6 +174,7 @@ def build_channel(cfg: ChannelConfig, settings: Settings, client: httpx.AsyncCli
         base_url=cfg.base_url,
         priority=cfg.priority,
         max_rps=cfg.max_rps,
+        fetch_variants=cfg.fetch_variants,
         weight=cfg.weight,
         enabled=cfg.enabled,
         credentials=dict(cfg.credentials),

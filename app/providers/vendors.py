@@ -154,6 +154,14 @@ def _sandbox(c: Construct) -> VideoProvider:
     return cls(work_dir=c.storage_dir / "sandbox", **c.options)  # type: ignore[no-any-return]
 
 
+def _vertex(c: Construct) -> VideoProvider:
+    """Vertex takes its location from `VIDGATE_VERTEX_LOCATION` (an option: it has a default)."""
+    kwargs: dict[str, Any] = {**c.credentials, "location": c.options["location"]}
+    if c.base_url:
+        kwargs["base_url"] = c.base_url.rstrip("/")
+    return _load("app.providers.vertex:VertexProvider")(c.client, **kwargs)  # type: ignore[no-any-return]
+
+
 # the built-in vendor: a channel of its own (named after it) unless `sandbox: false` / VIDGATE_SANDBOX_ENABLED=false
 BUILTIN = "sandbox"
 
@@ -242,6 +250,52 @@ VENDORS: dict[str, VendorSpec] = {
             settings_prefix="luma",
             base_url="https://api.lumalabs.ai/dream-machine/v1",
             callback=Callback("token"),  # Luma POSTs the Generation to callback_url, unsigned
+        ),
+        VendorSpec(
+            name="runway",
+            title="Runway",
+            provider="app.providers.runway:RunwayProvider",
+            catalog="app.providers.runway:MODELS",
+            # `promptImage`: a data URI under 5 MB, else an HTTPS URL on a domain (a signed vidgate link)
+            image_transport="either",
+            credentials=_API_KEY,
+            settings_prefix="runway",
+            base_url="https://api.dev.runwayml.com",  # not api.runwayml.com
+        ),
+        VendorSpec(
+            name="seedance",
+            title="Seedance (Volcengine Ark / BytePlus)",
+            provider="app.providers.seedance:SeedanceProvider",
+            catalog="app.providers.seedance:MODELS",
+            image_transport="either",  # a URL as-is, bytes inline as a `data:image/<fmt>;base64,` URI (§4.2)
+            credentials=_API_KEY,
+            settings_prefix="seedance",
+            # BytePlus ModelArk (international): https://ark.ap-southeast.bytepluses.com
+            base_url="https://ark.cn-beijing.volces.com",
+            callback=Callback("token"),  # Ark POSTs the task to `callback_url` and signs nothing
+        ),
+        VendorSpec(
+            name="gemini",
+            title="Google Veo (Gemini API)",
+            provider="app.providers.gemini:GeminiProvider",
+            catalog="app.providers.gemini:MODELS",
+            image_transport="bytes",  # inline `bytesBase64Encoded` only; the API fetches no URLs
+            credentials=_API_KEY,
+            settings_prefix="gemini",
+            base_url="https://generativelanguage.googleapis.com",
+        ),
+        VendorSpec(
+            name="vertex",
+            title="Google Veo (Vertex AI)",
+            provider="app.providers.vertex:VertexProvider",
+            catalog="app.providers.vertex:MODELS",
+            image_transport="bytes",  # inline `bytesBase64Encoded` (gcsUri needs Cloud Storage: out of scope)
+            # the key file's path is no secret (the file is); the project is part of every API path
+            credentials=(Credential("credentials_file", secret=False), Credential("project", secret=False)),
+            settings_prefix="vertex",
+            base_url="https://{location}-aiplatform.googleapis.com",  # a template the adapter fills
+            options=(Option("location", str, "us-central1"),),
+            make=_vertex,
         ),
         VendorSpec(
             name="minimax",

@@ -369,12 +369,15 @@ class TaskEngine:
         work: dict[str, Path],
         channel: Channel | None = None,
     ) -> None:
-        """Thumbnail and spritesheet: the vendor's own when it serves them, else made from the video."""
+        """Thumbnail and spritesheet: made from the video, or the vendor's own when it serves them and the
+        channel says `fetch_variants` (a broken one is replaced by a derived one)."""
         makers: dict[str, Callable[[Path, Path], object]] = {
             "thumbnail": derive.make_thumbnail,
             "spritesheet": derive.make_spritesheet,
         }
-        fetch = provider.download_variant if isinstance(provider, pb.ServesVariants) else None
+        # vendor requests go where they matter: its variants only when the channel asks for them
+        wanted = channel is not None and channel.fetch_variants
+        fetch = provider.download_variant if wanted and isinstance(provider, pb.ServesVariants) else None
         for variant, make in makers.items():
             if fetch is not None:
                 try:

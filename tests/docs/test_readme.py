@@ -64,6 +64,7 @@ def run_block(lang: str, code: str, cwd: Path, server: LiveServer, key: str, env
 
 
 @pytest.mark.parametrize("only", ["python", "bash"])
+@pytest.mark.engine  # the blocks wait for their videos
 def test_readme_blocks_run_as_pasted(live: tuple[LiveServer, str], tmp_path: Path, only: str) -> None:
     server, key = live
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}

@@ -5,7 +5,9 @@
 - POST / GET one / GET list on text2video, image2video and video-extend; validation → HTTP 400 code 1201.
 - Each GET of a task returns its state, then moves it one step: submitted → processing → succeed | failed.
 - Result URLs point at cdn.klingai.com; the same app serves a small real MP4 there (through ASGITransport
-  every host reaches this app).
+  every host reaches this app), with an AAC track when the task was made with `sound: "on"`.
+- kling-v2-6 / kling-v3: `sound` (v2-6: pro only, and silent with a last frame), `voice_list`; kling-v3:
+  durations "3"-"15" and the multi-shot fields.
 - Faults on demand (`state.fail_next`): any documented error code with its documented HTTP status (or HTTP
   200), garbage bodies, hangs; `state.fail_next_task` makes the next task end `failed`.
 """
@@ -32,17 +34,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.assets import real_mp4
+
 AK = "ak_fake_0123456789abcdef0123456789"
 SK = "sk_fake_fedcba9876543210fedcba9876543210"
 CDN = "https://cdn.klingai.com/bs2/upload-kling-api/5739745938"
 
 T2V_MODELS = frozenset(
-    {"kling-v1", "kling-v1-6", "kling-v2-master", "kling-v2-1-master", "kling-v2-5-turbo", "kling-v2-6"}
+    {"kling-v1", "kling-v1-6", "kling-v2-master", "kling-v2-1-master", "kling-v2-5-turbo", "kling-v2-6", "kling-v3"}
 )
 I2V_MODELS = T2V_MODELS | {"kling-v1-5", "kling-v2-1"}
 EXTENDABLE = frozenset({"kling-v1", "kling-v1-6"})
 TAIL_PRO_ONLY = frozenset({"kling-v1-5", "kling-v1-6", "kling-v2-1", "kling-v2-5-turbo", "kling-v2-6"})
 NO_TAIL = frozenset({"kling-v2-master", "kling-v2-1-master"})
+# kling-v3 takes any whole second from 3 to 15 and a "4k" mode (newer docs; UNCONFIRMED for the classic API)
+DURATIONS: dict[str, tuple[str, ...]] = {"kling-v3": tuple(str(n) for n in range(3, 16))}
+MODES: dict[str, tuple[str, ...]] = {"kling-v3": ("std", "pro", "4k")}
+SOUND_MODELS = frozenset({"kling-v2-6", "kling-v3"})  # `sound` on/off: v2.6 and later (§5)
 CAMERA_TYPES = frozenset({"simple", "down_back", "forward_up", "right_turn_forward", "left_turn_forward"})
 CAMERA_AXES = ("horizontal", "vertical", "pan", "tilt", "roll", "zoom")
 
@@ -132,6 +140,10 @@ class FakeTask:
     duration: str = "5.1"
     parent: dict[str, str] | None = None
 
+    @property
+    def sound(self) -> bool:
+        return self.body.get("sound") == "on"
+
     def view(self) -> dict[str, Any]:
         info: dict[str, Any] = {"external_task_id": self.external_task_id or ""}
         if self.parent:
@@ -166,6 +178,7 @@ class FakeKlingState:
     faults: list[Fault] = field(default_factory=list)
     failing_tasks: list[str] = field(default_factory=list)
     video: bytes = field(default_factory=sample_mp4)
+    sound_video: bytes = field(default_factory=lambda: real_mp4(audio=True))  # made with `sound: "on"`
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(860912345))
 
     def fail_next(
@@ -240,7 +253,8 @@ def make_app(
         name = request.path_params["name"]
         if not any(name == t.url.rsplit("/", 1)[1] for t in state.tasks.values() if t.status == "succeed"):
             return Response(b"Not Found", status_code=404)
-        return Response(state.video, media_type="video/mp4")
+        task = next(t for t in state.tasks.values() if t.url.rsplit("/", 1)[1] == name)
+        return Response(state.sound_video if task.sound else state.video, media_type="video/mp4")
 
     routes = [
         Route("/v1/videos/{family}", api, methods=["GET", "POST", "PUT", "DELETE"]),
@@ -339,12 +353,44 @@ def _check_image(body: dict[str, Any], key: str) -> None:
         raise _bad(f"{key} is neither a URL nor valid base64") from None
 
 
-def _check_common(body: dict[str, Any]) -> None:
+def _check_sound(body: dict[str, Any], model: str) -> None:
+    """§5: `sound` on/off (v2.6+; on kling-v2-6 pro only), `voice_list` needs sound; v3's multi-shot fields."""
+    sound = body.get("sound")
+    if sound is not None:
+        if model not in SOUND_MODELS:
+            raise _bad(f"{model} does not support sound")
+        if sound not in ("on", "off"):
+            raise _bad(f"sound {sound!r} is invalid, expected 'on' or 'off'")
+        if sound == "on" and model == "kling-v2-6" and body.get("mode") != "pro":
+            raise _bad("kling-v2-6 makes sound only in pro mode")
+    voices = body.get("voice_list")
+    if voices is not None and (sound != "on" or not isinstance(voices, list) or len(voices) > 2):
+        raise _bad("voice_list takes at most 2 voices and needs sound 'on'")
+    if body.get("multi_shot") is None:
+        return
+    if model != "kling-v3" or not isinstance(body["multi_shot"], bool):
+        raise _bad("multi_shot must be a boolean, on kling-v3 only")
+    if body["multi_shot"]:
+        if body.get("shot_type") not in ("customize", "intelligence"):
+            raise _bad("shot_type must be customize or intelligence when multi_shot is true")
+        if body.get("image_tail"):
+            raise _bad("multi_shot does not support a last frame")
+        if body["shot_type"] == "customize":
+            shots = body.get("multi_prompt")
+            if not isinstance(shots, list) or not 1 <= len(shots) <= 6:
+                raise _bad("multi_prompt needs 1 to 6 shots")
+            if sum(int(shot.get("duration", 0)) for shot in shots) != int(body.get("duration", "5")):
+                raise _bad("the shot durations must add up to the task duration")
+
+
+def _check_common(body: dict[str, Any], model: str) -> None:
     _check_text(body, "negative_prompt")
-    if str(body.get("duration", "5")) not in ("5", "10"):
-        raise _bad(f"duration {body.get('duration')!r} is invalid, expected '5' or '10'")
-    if body.get("mode", "std") not in ("std", "pro"):
+    durations = DURATIONS.get(model, ("5", "10"))
+    if str(body.get("duration", "5")) not in durations:  # a string per the docs; numbers tolerated (§12)
+        raise _bad(f"duration {body.get('duration')!r} is invalid, expected one of {', '.join(durations)}")
+    if body.get("mode", "std") not in MODES.get(model, ("std", "pro")):
         raise _bad(f"mode {body.get('mode')!r} is invalid")
+    _check_sound(body, model)
     cfg = body.get("cfg_scale")
     if cfg is not None and (isinstance(cfg, bool) or not isinstance(cfg, int | float) or not 0 <= cfg <= 1):
         raise _bad("cfg_scale must be a number in [0, 1]")
@@ -377,11 +423,11 @@ def create(state: FakeKlingState, account: str, family: str, body: dict[str, Any
         _check_text(body, "prompt", required=True)
         if body.get("aspect_ratio", "16:9") not in ("16:9", "9:16", "1:1"):
             raise _bad(f"aspect_ratio {body.get('aspect_ratio')!r} is invalid")
-        _check_common(body)
+        _check_common(body, model)
     elif family == "image2video":
         model = _check_model(body, I2V_MODELS)
         _check_text(body, "prompt")
-        _check_common(body)
+        _check_common(body, model)
         for key in ("image", "image_tail", "static_mask"):
             _check_image(body, key)
         if not body.get("image") and not body.get("image_tail"):
@@ -398,6 +444,8 @@ def create(state: FakeKlingState, account: str, family: str, body: dict[str, Any
                 raise _bad(f"{model} does not support image_tail")
             if model in TAIL_PRO_ONLY and body.get("mode") != "pro":
                 raise _bad(f"{model} supports image_tail only in pro mode")
+            if model == "kling-v2-6" and body.get("sound") == "on":
+                raise _bad("kling-v2-6 makes first+last frame videos only without sound")
             if model == "kling-v1" and str(body.get("duration", "5")) != "5":
                 raise _bad("kling-v1 supports image_tail only for 5 s videos")
     else:
@@ -446,8 +494,8 @@ def create(state: FakeKlingState, account: str, family: str, body: dict[str, Any
         task.fail_message = state.failing_tasks.pop(0)
     if parent is not None:
         task.duration = f"{float(parent['duration']) + 4.5:.1f}"
-    elif str(body.get("duration", "5")) == "10":
-        task.duration = "10.1"
+    else:
+        task.duration = f"{body.get('duration', '5')}.1"
     state.tasks[task.task_id] = task
     return task
 

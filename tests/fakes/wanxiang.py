@@ -2,8 +2,9 @@
 
 Speaks the native protocol: both create paths (with or without a trailing `/`), task query, cancel,
 Bearer auth with the vendor's `InvalidApiKey` shape, the mandatory `X-DashScope-Async` header, per-model
-validation from its own copy of the §5 matrix (deliberately not the adapter's table), one task state per
-query, a small real MP4 behind a pre-signed-looking OSS URL, and faults injected on demand.
+validation from its own copy of the §5 matrix (deliberately not the adapter's table) plus the wan2.6 /
+wan2.7 / HappyHorse rows (legacy or `media[]` protocol), one task state per query, a real MP4 behind a
+pre-signed-looking OSS URL (with an AAC track for the models that make sound), and faults injected on demand.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.assets import real_mp4
+
 T2V_PATH = "/api/v1/services/aigc/video-generation/video-synthesis"
 KF2V_PATH = "/api/v1/services/aigc/image2video/video-synthesis"
 RESULT_HOST = "https://dashscope-result-wlcb.oss-cn-wulanchabu.aliyuncs.com"
@@ -33,20 +36,35 @@ _S1080 = ("1920*1080", "1080*1920", "1440*1440", "1632*1248", "1248*1632")
 _SHORT = {size: min(int(x) for x in size.split("*")) for size in _S480 + _S720 + _S1080}
 
 
+_HQ = ("720P", "1080P")
+_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4")
+
+
+# a media item: `{type, url}`, plus a voice sample or a description on references (SDK example)
+_ITEM_KEYS = frozenset({"type", "url", "reference_voice", "reference_description"})
+
+
+def _span(lo: int, hi: int) -> tuple[int, ...]:
+    return tuple(range(lo, hi + 1))
+
+
 @dataclass(frozen=True)
 class FakeModel:
-    kind: str  # t2v | i2v | kf2v
-    choices: tuple[str, ...]  # sizes (t2v) or resolutions
+    kind: str  # t2v | i2v | kf2v | r2v
+    choices: tuple[str, ...]  # sizes (legacy t2v, r2v) or resolutions
     default: str
     durations: tuple[int, ...] = (5,)
+    audio: bool = False  # makes a sound track unless `parameters.audio` is false
+    protocol: str = "legacy"  # or "media": wan2.7 / HappyHorse
+    media: tuple[str, ...] = ()  # the allowed `input.media[].type`s (media protocol)
 
 
 FAKE_MODELS: dict[str, FakeModel] = {
-    "wan2.5-t2v-preview": FakeModel("t2v", _S480 + _S720 + _S1080, "1920*1080", (5, 10)),
+    "wan2.5-t2v-preview": FakeModel("t2v", _S480 + _S720 + _S1080, "1920*1080", (5, 10), audio=True),
     "wan2.2-t2v-plus": FakeModel("t2v", _S480 + _S1080, "1920*1080"),
     "wanx2.1-t2v-turbo": FakeModel("t2v", _S480 + _S720, "1280*720"),
     "wanx2.1-t2v-plus": FakeModel("t2v", _S720, "1280*720"),
-    "wan2.5-i2v-preview": FakeModel("i2v", ("480P", "720P", "1080P"), "1080P", (5, 10)),
+    "wan2.5-i2v-preview": FakeModel("i2v", ("480P", "720P", "1080P"), "1080P", (5, 10), audio=True),
     "wan2.2-i2v-flash": FakeModel("i2v", ("480P", "720P", "1080P"), "720P"),
     "wan2.2-i2v-plus": FakeModel("i2v", ("480P", "1080P"), "1080P"),
     "wanx2.1-i2v-plus": FakeModel("i2v", ("720P",), "720P"),
@@ -54,6 +72,34 @@ FAKE_MODELS: dict[str, FakeModel] = {
     "wan2.2-kf2v-flash": FakeModel("kf2v", ("480P", "720P", "1080P"), "720P"),
     "wanx2.1-kf2v-plus": FakeModel("kf2v", ("720P",), "720P"),
     "wan2.1-kf2v-plus": FakeModel("kf2v", ("720P",), "720P"),  # international spelling (§1)
+    # wan2.6: legacy protocol, sound, 720P/1080P only (SDK legacy example, Bailian console samples)
+    "wan2.6-t2v": FakeModel("t2v", _S720 + _S1080, "1920*1080", (5, 10, 15), audio=True),
+    "wan2.6-i2v": FakeModel("i2v", _HQ, "1080P", (5, 10, 15), audio=True),
+    "wan2.6-i2v-flash": FakeModel("i2v", _HQ, "1080P", _span(2, 15), audio=True),
+    "wan2.6-r2v": FakeModel("r2v", _S720 + _S1080, "1920*1080", (5, 10), audio=True),
+    # wan2.7 / HappyHorse: the media protocol (`input.media[]`, `resolution` + `ratio`)
+    "wan2.7-t2v": FakeModel("t2v", _HQ, "1080P", _span(2, 15), audio=True, protocol="media"),
+    "wan2.7-i2v": FakeModel(
+        "i2v",
+        _HQ,
+        "1080P",
+        _span(2, 15),
+        audio=True,
+        protocol="media",
+        media=("first_frame", "last_frame", "driving_audio", "first_clip"),
+    ),
+    "wan2.7-r2v": FakeModel(
+        "r2v",
+        _HQ,
+        "1080P",
+        _span(2, 15),
+        audio=True,
+        protocol="media",
+        media=("reference_image", "reference_video", "first_frame"),
+    ),
+    "happyhorse-1.0-t2v": FakeModel("t2v", _HQ, "1080P", _span(3, 15), protocol="media"),
+    "happyhorse-1.0-i2v": FakeModel("i2v", _HQ, "1080P", _span(3, 15), protocol="media", media=("first_frame",)),
+    "happyhorse-1.0-r2v": FakeModel("r2v", _HQ, "1080P", _span(3, 15), protocol="media", media=("reference_image",)),
 }
 
 # Canned vendor errors (§9) for `FakeState.fail_next`.
@@ -124,7 +170,8 @@ class Recorded:
 class FakeState:
     api_key: str
     lifecycle: tuple[str, ...] = ("PENDING", "RUNNING")
-    video: bytes = b""
+    video: bytes = b""  # what silent models produce
+    sound_video: bytes = b""  # what models with a sound track produce
     task_failure: tuple[str, str] | None = None  # (code, message) for tasks created while set
     results_expired: bool = False
     hang_seconds: float = 30.0
@@ -174,6 +221,67 @@ def _check_image(value: Any, field_name: str) -> JSONResponse | None:
     return None
 
 
+def _check_url(value: Any, name: str) -> JSONResponse | None:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://", "oss://")):
+        return _error(400, "InvalidURL", f"Invalid URL provided in your request: {name}.")
+    return None
+
+
+def _check_legacy(model: FakeModel, inp: dict[str, Any], params: dict[str, Any]) -> JSONResponse | None:
+    if "media" in inp:
+        return _bad("input.media is not supported by this model.")
+    if model.kind == "i2v" and (problem := _check_image(inp.get("img_url"), "img_url")):
+        return problem
+    if model.kind == "kf2v":
+        if problem := _check_image(inp.get("first_frame_url"), "first_frame_url"):
+            return problem
+        if "template" not in inp and (problem := _check_image(inp.get("last_frame_url"), "last_frame_url")):
+            return problem
+    if model.kind == "r2v":
+        refs = inp.get("reference_video_urls") or inp.get("reference_urls")
+        if not isinstance(refs, list) or not refs:
+            return _bad("Field required: input.reference_video_urls")
+        for url in refs:
+            if problem := _check_url(url, "reference_video_urls"):
+                return problem
+    key = "size" if model.kind in {"t2v", "r2v"} else "resolution"
+    if key in params and params[key] not in model.choices:
+        return _bad(f"The {key} is not match the allowed {key}s: {', '.join(model.choices)}.")
+    return None
+
+
+def _check_media(model: FakeModel, inp: dict[str, Any], params: dict[str, Any]) -> JSONResponse | None:
+    """wan2.7 / HappyHorse: typed assets in `input.media[]`; `resolution` + `ratio`, never a pixel `size`."""
+    if "size" in params:
+        return _bad("parameters.size is not supported by this model; use resolution and ratio.")
+    if "img_url" in inp:
+        return _bad("input.img_url is not supported by this model; use input.media.")
+    if "resolution" in params and params["resolution"] not in model.choices:
+        return _bad(f"The resolution is not match the allowed resolutions: {', '.join(model.choices)}.")
+    if "ratio" in params and params["ratio"] not in _RATIOS:
+        return _bad(f"The ratio is not match the allowed ratios: {', '.join(_RATIOS)}.")
+    media = inp.get("media", [])
+    if not isinstance(media, list):
+        return _bad("input.media must be an array.")
+    types = []
+    for item in media:
+        if not isinstance(item, dict) or item.get("type") not in model.media or set(item) - _ITEM_KEYS:
+            return _bad(f"input.media items must be {{type, url}} with type in {', '.join(model.media)}.")
+        check = _check_image if "frame" in item["type"] or item["type"] == "reference_image" else _check_url
+        if problem := check(item.get("url"), "media.url"):
+            return problem
+        types.append(item["type"])
+    if model.kind == "t2v" and media:
+        return _bad("input.media is not supported by this model.")
+    if model.kind == "i2v" and not {"first_frame", "first_clip"} & set(types):
+        return _bad("input.media needs a first_frame or a first_clip.")
+    if model.kind == "r2v" and not {"reference_image", "reference_video"} & set(types):
+        return _bad("input.media needs a reference_image or a reference_video.")
+    if any(types.count(t) > 1 for t in ("first_frame", "last_frame", "driving_audio", "first_clip")):
+        return _bad("input.media has the same asset type twice.")
+    return None
+
+
 def validate(path_kind: str, body: Any) -> JSONResponse | None:
     """The vendor's create-time checks (§4, §5, §9)."""
     if not isinstance(body, dict):
@@ -192,22 +300,20 @@ def validate(path_kind: str, body: Any) -> JSONResponse | None:
     if not isinstance(params, dict):
         return _bad("parameters must be an object.")
 
-    if model.kind == "t2v" and not inp.get("prompt"):
+    if model.kind in {"t2v", "r2v"} and not inp.get("prompt"):
         return _bad("Field required: input.prompt")
-    if model.kind == "i2v" and (problem := _check_image(inp.get("img_url"), "img_url")):
-        return problem
-    if model.kind == "kf2v":
-        if problem := _check_image(inp.get("first_frame_url"), "first_frame_url"):
+    if model.protocol == "media":
+        if problem := _check_media(model, inp, params):
             return problem
-        if "template" not in inp and (problem := _check_image(inp.get("last_frame_url"), "last_frame_url")):
+    else:
+        if problem := _check_legacy(model, inp, params):
             return problem
-
-    key = "size" if model.kind == "t2v" else "resolution"
-    if key in params and params[key] not in model.choices:
-        return _bad(f"The {key} is not match the allowed {key}s: {', '.join(model.choices)}.")
     duration = params.get("duration", 5)
     if type(duration) is not int or duration not in model.durations:
         return _bad(f"The duration {duration!r} is not supported by {model_name}.")
+    videos = [m for m in inp.get("media", []) if isinstance(m, dict) and m.get("type") == "reference_video"]
+    if videos and duration > 10:
+        return _bad("The duration must be in [2, 10] when reference videos are given.")
     for flag in ("prompt_extend", "watermark", "audio"):
         if flag in params and not isinstance(params[flag], bool):
             return _bad(f"parameters.{flag} must be a boolean.")
@@ -235,9 +341,16 @@ def _task_view(task: FakeTask) -> dict[str, Any]:
         if params.get("prompt_extend", True):
             out["actual_prompt"] = inp.get("prompt", "") + " (rewritten)"
         model = FAKE_MODELS[task.model]
-        chosen = params.get("size" if model.kind == "t2v" else "resolution", model.default)
+        legacy_size = model.kind in {"t2v", "r2v"} and model.protocol == "legacy"
+        chosen = params.get("size" if legacy_size else "resolution", model.default)
         short = _SHORT[chosen] if "*" in chosen else int(chosen.rstrip("P"))
-        view["usage"] = {"video_duration": params.get("duration", 5), "video_count": 1, "SR": short}
+        seconds = params.get("duration", 5)
+        if model.protocol == "media":  # the newer usage shape (§7.3)
+            view["usage"] = {"duration": seconds, "output_video_duration": seconds, "video_count": 1, "SR": short}
+            if "ratio" in params:
+                view["usage"]["ratio"] = params["ratio"]
+        else:
+            view["usage"] = {"video_duration": seconds, "video_count": 1, "SR": short}
     elif status == "FAILED":
         out["code"], out["message"] = task.failure or ("InternalError.Algo", "Algorithm error.")
     return view
@@ -247,7 +360,7 @@ def make_app(
     *, api_key: str = "sk-fake-wanxiang", lifecycle: tuple[str, ...] = ("PENDING", "RUNNING")
 ) -> tuple[Starlette, FakeState]:
     """`lifecycle`: the non-terminal states walked before SUCCEEDED/FAILED, one per query."""
-    state = FakeState(api_key=api_key, lifecycle=lifecycle, video=tiny_mp4())
+    state = FakeState(api_key=api_key, lifecycle=lifecycle, video=tiny_mp4(), sound_video=real_mp4(audio=True))
 
     async def guard(request: Request, route: str) -> Response | None:
         """Record, then apply auth and injected faults the way the vendor's front door would."""
@@ -316,7 +429,9 @@ def make_app(
             # OSS answers an expired or unsigned link with an XML AccessDenied.
             xml = "<?xml version='1.0'?><Error><Code>AccessDenied</Code></Error>"
             return Response(xml, status_code=403, media_type="application/xml")
-        return Response(state.video, media_type="video/mp4")
+        task = state.tasks[task_id]
+        voiced = FAKE_MODELS[task.model].audio and task.body.get("parameters", {}).get("audio", True) is not False
+        return Response(state.sound_video if voiced else state.video, media_type="video/mp4")
 
     routes = [
         Route(T2V_PATH, create_endpoint("video"), methods=["POST"]),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import av
 import httpx
 import jwt
 import pytest
@@ -150,14 +152,26 @@ class TestCapabilities:
             "kling-v2-1",
             "kling-v2-1-master",
             "kling-v2-5-turbo",
+            "kling-v2-6",
+            "kling-v3",
         ]
         assert {m.provider for m in MODELS} == {"kling"}
 
     @pytest.mark.parametrize("caps", MODELS, ids=lambda m: m.name)
     def test_defaults_are_allowed_values(self, caps: Any) -> None:
         assert caps.default_size in caps.sizes
-        assert caps.seconds == (5, 10)
+        if caps.name == "kling-v3":
+            assert (caps.seconds, caps.seconds_range) == ((), (3, 15))
+        else:
+            assert caps.seconds == (5, 10)
         assert caps.default_seconds == 5
+
+    def test_sound_models(self) -> None:
+        sound = {m.name for m in MODELS if m.audio}
+        assert sound == {"kling-v2-6", "kling-v3"}
+        assert all({"sound", "generate_audio", "voice_list"} <= m.extras for m in MODELS if m.audio)
+        assert not any("sound" in m.extras for m in MODELS if not m.audio)
+        assert {"multi_shot", "shot_type", "multi_prompt"} <= {m.name: m for m in MODELS}["kling-v3"].extras
 
     def test_image_only_models_require_an_image(self) -> None:
         required = {m.name for m in MODELS if m.image == "required"}
@@ -169,7 +183,15 @@ class TestCapabilities:
 
     def test_hd_only_where_pro_renders_1080p(self) -> None:
         hd = {m.name for m in MODELS if (1920, 1080) in m.sizes}
-        assert hd == {"kling-v1-5", "kling-v1-6", "kling-v2-1", "kling-v2-1-master", "kling-v2-5-turbo"}
+        assert hd == {
+            "kling-v1-5",
+            "kling-v1-6",
+            "kling-v2-1",
+            "kling-v2-1-master",
+            "kling-v2-5-turbo",
+            "kling-v2-6",
+            "kling-v3",
+        }
         assert {m.name: m.sizes for m in MODELS}["kling-v2-1-master"] == (
             (1920, 1080),
             (1080, 1920),
@@ -774,3 +796,123 @@ class TestExtend:
         with pytest.raises(Rejected) as err:
             await provider.submit(make_req(operation="extend", task_id="video_ext", source=source))
         assert err.value.vendor_code == "1201"
+
+
+# ---------------------------------------------------------------------------------------------
+# kling-v2-6 and kling-v3: sound, longer durations, multi-shot
+
+
+class TestCurrentModels:
+    @pytest.mark.parametrize(("seconds", "native"), [(3, "3"), (4, "4"), (7, "7"), (15, "15"), (2, "3"), (20, "15")])
+    def test_v3_durations_are_any_whole_second(self, seconds: int, native: str) -> None:
+        assert duration_for(seconds, "kling-v3") == native
+        assert build_body(make_req(model="kling-v3", seconds=seconds))["duration"] == native
+
+    def test_v2_6_keeps_five_and_ten(self) -> None:
+        assert duration_for(8, "kling-v2-6") == "10"
+        assert {m.name: m for m in MODELS}["kling-v3"].resolve_seconds(4, "nearest") == 4
+
+    def test_v3_text2video_golden(self) -> None:
+        extras = {"sound": "on", "multi_shot": "true", "shot_type": "intelligence", "negative_prompt": "blur"}
+        body = build_body(make_req(model="kling-v3", width=1920, height=1080, seconds=12, extras=extras))
+        assert body == {
+            "model_name": "kling-v3",
+            "prompt": "A red fox running through snow",
+            "aspect_ratio": "16:9",
+            "duration": "12",
+            "mode": "pro",
+            "sound": "on",
+            "multi_shot": True,
+            "shot_type": "intelligence",
+            "negative_prompt": "blur",
+            "external_task_id": "video_abc123",
+        }
+
+    def test_v3_custom_shots_are_parsed_from_multipart_text(self) -> None:
+        shots = '[{"index": 1, "prompt": "a", "duration": "4"}, {"index": 2, "prompt": "b", "duration": "6"}]'
+        extras = {"multi_shot": True, "shot_type": "customize", "multi_prompt": shots}
+        body = build_body(make_req(model="kling-v3", seconds=10, extras=extras))
+        assert body["multi_prompt"][1] == {"index": 2, "prompt": "b", "duration": "6"}
+
+    def test_v2_6_sound_forces_pro(self) -> None:
+        body = build_body(make_req(model="kling-v2-6", extras={"generate_audio": True}))
+        assert (body["mode"], body["sound"]) == ("pro", "on")
+        assert "generate_audio" not in body
+        silent = build_body(make_req(model="kling-v2-6", extras={"audio": "false"}))
+        assert (silent["mode"], silent["sound"]) == ("std", "off")
+
+    def test_v3_std_keeps_std_with_sound(self) -> None:
+        body = build_body(make_req(model="kling-v3", extras={"sound": "on"}))
+        assert (body["mode"], body["sound"]) == ("std", "on")
+
+    def test_v2_6_first_last_frame_is_pro_and_silent(self) -> None:
+        frames = {"image": ImageInput(url="https://e.test/a.png"), "last_frame": ImageInput(url="https://e.test/b.png")}
+        body = build_body(make_req(model="kling-v2-6", **frames))
+        assert body["mode"] == "pro"
+        assert "sound" not in body
+        with pytest.raises(Rejected) as exc:
+            build_body(make_req(model="kling-v2-6", extras={"sound": "on"}, **frames))
+        assert exc.value.vendor_code == "invalid_metadata"
+
+    def test_sound_on_a_silent_model_is_rejected_and_off_is_dropped(self) -> None:
+        with pytest.raises(Rejected, match="makes no sound"):
+            build_body(make_req(model="kling-v2-5-turbo", extras={"generate_audio": "true"}))
+        assert "sound" not in build_body(make_req(model="kling-v2-5-turbo", extras={"sound": "off"}))
+
+    def test_units_are_reported_as_usage(self) -> None:
+        raw = {
+            "task_id": "t",
+            "task_status": "succeed",
+            "task_result": {"videos": [{"id": "v", "url": "https://cdn.klingai.com/x.mp4", "duration": "12.1"}]},
+            "final_unit_deduction": "3.5",
+        }
+        snap = snapshot(raw)
+        assert (snap.seconds, snap.usage) == (12, {"final_unit_deduction": 3.5})
+
+    @pytest.mark.parametrize(
+        ("model", "extras", "seconds", "image", "sound"),
+        [
+            ("kling-v2-6", {"sound": "on"}, 10, False, True),
+            ("kling-v2-6", {}, 5, True, False),
+            ("kling-v3", {"generate_audio": True}, 13, False, True),
+            ("kling-v3", {"sound": "on", "voice_list": '[{"voice_id": "v1"}]'}, 3, True, True),
+            ("kling-v3", {"multi_shot": True, "shot_type": "intelligence"}, 15, False, False),
+        ],
+    )
+    async def test_against_the_fake(
+        self,
+        provider: KlingProvider,
+        state: Any,
+        model: str,
+        extras: dict[str, Any],
+        seconds: int,
+        image: bool,
+        sound: bool,
+    ) -> None:
+        req = make_req(
+            model=model,
+            seconds=seconds,
+            extras=extras,
+            image=ImageInput(data=PNG, mime="image/png") if image else None,
+        )
+        task = await provider.submit(req)
+        assert state.api_requests()[-1].json == build_body(req)
+        done = (await run_to_end(provider, task))[-1]
+        assert done.status == VideoStatus.completed
+        assert done.seconds == seconds
+        data = b"".join([chunk async for chunk in provider.download(task, done)])
+        with av.open(io.BytesIO(data)) as container:
+            assert bool(container.streams.audio) is sound
+
+    async def test_fake_refuses_v2_6_sound_in_std(self, provider: KlingProvider) -> None:
+        req = make_req(model="kling-v2-6", extras={"sound": "on", "mode": "std"})  # the client's explicit mode
+        with pytest.raises(Rejected) as exc:
+            await provider.submit(req)
+        assert exc.value.vendor_code == "1201"
+
+    async def test_fake_refuses_custom_shots_that_do_not_add_up(self, provider: KlingProvider) -> None:
+        shots = [{"index": 1, "prompt": "a", "duration": "3"}]
+        extras = {"multi_shot": True, "shot_type": "customize", "multi_prompt": shots}
+        with pytest.raises(Rejected) as exc:
+            await provider.submit(make_req(model="kling-v3", seconds=5, extras=extras))
+        assert exc.value.vendor_code == "1201"

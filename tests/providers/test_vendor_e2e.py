@@ -7,9 +7,13 @@ every non-loopback host to the fake's port, as DNS would send it to the CDN.
 
 from __future__ import annotations
 
+import functools
 import io
+import re
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +23,9 @@ from openai import OpenAI
 
 from app.main import create_app
 from tests.conftest import LiveServer, make_settings
-from tests.fakes import jimeng, kling, luma, openai_upstream, vidu, wanxiang
+from tests.fakes import gemini, jimeng, kling, luma, openai_upstream, runway, vertex, vidu, wanxiang
 from tests.fakes import minimax as minimax_fake
+from tests.fakes import seedance as seedance_fake
 from tests.fakes.assets import real_mp4
 from tests.support.media import mp4_info, solid_image
 
@@ -59,6 +64,24 @@ class Vendor:
     public_base_url: bool = False  # the vendor fetches images by URL: the gateway's own address is public
 
 
+@functools.cache
+def _vertex_account() -> vertex.ServiceAccount:
+    """One RSA service-account key per test session (generating one takes a while)."""
+    return vertex.ServiceAccount()
+
+
+def _vertex_settings(url: str) -> dict[str, Any]:
+    """A key file whose `token_uri` is the fake's token endpoint, next to the session's other key files."""
+    folder = Path(_key_dir())
+    key = _vertex_account().key_file(folder / f"sa-{re.sub(r'[^A-Za-z0-9]+', '_', url)}.json", token_uri=f"{url}/token")
+    return {"vertex_credentials_file": str(key), "vertex_project": vertex.PROJECT, "vertex_base_url": url}
+
+
+@functools.cache
+def _key_dir() -> str:
+    return tempfile.mkdtemp(prefix="vidgate-vertex-")
+
+
 VENDORS = [
     Vendor(
         name="wanxiang",
@@ -71,7 +94,7 @@ VENDORS = [
         fail_code="DataInspectionFailed",
         throttle=lambda st: st.fail_next("throttle", on="create"),
         wrong_credentials={"dashscope_api_key": "sk-wrong"},
-        asset=wanxiang.tiny_mp4(),
+        asset=real_mp4(audio=True),  # Wan 2.5 makes sound
     ),
     Vendor(
         name="vidu",
@@ -117,6 +140,22 @@ VENDORS = [
         wrong_credentials={"jimeng_secret_key": "d3Jvbmc="},
     ),
     Vendor(
+        name="seedance",
+        make_fake=lambda: seedance_fake.make_app(api_key="ark-e2e-key"),
+        settings=lambda url: {"seedance_api_key": "ark-e2e-key", "seedance_base_url": url},
+        t2v=("doubao-seedance-1-0-pro-250528", "1920x1080", "20"),
+        t2v_expected_seconds="12",
+        i2v="doubao-seedance-1-0-lite-i2v-250428",
+        fail=lambda st: setattr(
+            st,
+            "fail_task",
+            ("OutputVideoSensitiveContentDetected", "The output video may contain sensitive information."),
+        ),
+        fail_code="OutputVideoSensitiveContentDetected",
+        throttle=lambda st: st.fail_next("rate_limit", on="create"),
+        wrong_credentials={"seedance_api_key": "ark-wrong"},
+    ),
+    Vendor(
         name="openai_compat",
         make_fake=lambda: openai_upstream.make_app(
             api_key="sk-upstream-test", poll_after_ms=50, check_image_size=False
@@ -144,6 +183,47 @@ VENDORS = [
         throttle=lambda st: st.fail_next("429", on="create"),
         wrong_credentials={"luma_api_key": "luma-wrong-key"},
         public_base_url=True,
+    ),
+    Vendor(
+        name="runway",
+        make_fake=lambda: runway.make_app(),
+        settings=lambda url: {"runway_api_key": runway.KEY, "runway_base_url": url},
+        t2v=("gen4.5", "1280x720", "12"),
+        t2v_expected_seconds="10",
+        i2v="gen4_turbo",
+        fail=lambda st: setattr(
+            st, "task_failure", ("SAFETY.INPUT.TEXT", "The input was flagged by our content moderation system.")
+        ),
+        fail_code="SAFETY.INPUT.TEXT",
+        throttle=lambda st: st.fail_next("429", on="create"),
+        wrong_credentials={"runway_api_key": "key_" + "f" * 128},
+        asset=runway.VIDEO_BYTES,
+    ),
+    Vendor(
+        name="gemini",
+        make_fake=lambda: gemini.make_app(),
+        settings=lambda url: {"gemini_api_key": gemini.API_KEY, "gemini_base_url": url},
+        t2v=("veo-3.0-generate-001", "1280x720", "5"),
+        t2v_expected_seconds="6",
+        i2v="veo-3.1-generate-preview",
+        fail=lambda st: setattr(st, "outcome", "filtered"),
+        fail_code="moderation_blocked",
+        throttle=lambda st: st.fail_next("429"),
+        wrong_credentials={"gemini_api_key": "AIzaWrongKey"},
+        asset=real_mp4(audio=True),
+    ),
+    Vendor(
+        name="vertex",
+        make_fake=lambda: vertex.make_app(_vertex_account()),
+        settings=_vertex_settings,
+        t2v=("veo-3.1-fast-generate-001", "1280x720", "4"),
+        t2v_expected_seconds="4",
+        i2v="veo-3.1-generate-001",
+        fail=lambda st: setattr(st, "outcome", "filtered"),
+        fail_code="moderation_blocked",
+        throttle=lambda st: st.fail_next("429"),
+        wrong_credentials={"vertex_project": "someone-elses-project"},
+        asset=real_mp4(audio=True),
     ),
     Vendor(
         name="minimax",

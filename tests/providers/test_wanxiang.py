@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import av
 import httpx
 import pytest
 
@@ -29,15 +31,19 @@ from app.providers.vendors import VENDORS
 from app.providers.wanxiang import (
     DEFAULT_BASE_URL,
     MODELS,
+    RATIO_OF,
     SIZE_CLASS,
     STATUS,
     TIERS,
     WanxiangProvider,
     build_body,
+    kind_of,
     map_error,
+    protocol_of,
     snapshot,
 )
-from tests.fakes.wanxiang import FAKE_MODELS, KF2V_PATH, T2V_PATH, FakeState, make_app, tiny_mp4
+from tests.fakes.assets import real_mp4
+from tests.fakes.wanxiang import FAKE_MODELS, KF2V_PATH, T2V_PATH, FakeState, make_app
 
 pytestmark = pytest.mark.engine  # these tests watch videos finish
 
@@ -45,6 +51,22 @@ BASE = "https://dashscope.test"
 KEY = "sk-test-wanxiang"
 CAPS = {caps.name: caps for caps in MODELS}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+
+
+def has_sound(data: bytes) -> bool:
+    with av.open(io.BytesIO(data)) as container:
+        return bool(container.streams.audio)
+
+
+def anchor(model: str) -> dict[str, Any]:
+    """The least metadata a model needs besides the OpenAI fields (reference material for r2v / media i2v)."""
+    if model == "wan2.6-r2v":
+        return {"reference_video_urls": ["https://e.test/ref.mp4"]}
+    if model.endswith("r2v"):
+        return {"reference_image_urls": ["https://e.test/ref.png"]}
+    if model.startswith(("wan2.7", "happyhorse")) and model.endswith("i2v"):
+        return {"first_frame_url": "https://e.test/first.png"}
+    return {}
 
 
 def make_req(**overrides: Any) -> GenerationRequest:
@@ -107,10 +129,46 @@ class TestModels:
         "wanx2.1-i2v-turbo": (("480P", "720P"), (3, 4, 5), "required", False, (1280, 720)),
         "wan2.2-kf2v-flash": (("480P", "720P", "1080P"), (5,), "required", True, (1280, 720)),
         "wanx2.1-kf2v-plus": (("720P",), (5,), "required", True, (1280, 720)),
+        # the current models (package docstring): legacy wan2.6, media-protocol wan2.7 and HappyHorse
+        "wan2.6-t2v": (("720P", "1080P"), (5, 10, 15), "none", False, (1920, 1080)),
+        "wan2.6-i2v": (("720P", "1080P"), (5, 10, 15), "required", False, (1920, 1080)),
+        "wan2.6-r2v": (("720P", "1080P"), (5, 10), "none", False, (1280, 720)),
     }
+    # name: (seconds_range, image, last_frame) for the models with a duration range; all 720P/1080P, 1920x1080
+    RANGED = {
+        "wan2.6-i2v-flash": ((2, 15), "required", False),
+        "wan2.7-t2v": ((2, 15), "none", False),
+        "wan2.7-i2v": ((2, 15), "optional", True),
+        "wan2.7-r2v": ((2, 15), "optional", False),
+        "happyhorse-1.0-t2v": ((3, 15), "none", False),
+        "happyhorse-1.0-i2v": ((3, 15), "required", False),
+        "happyhorse-1.0-r2v": ((3, 15), "optional", False),
+    }
+    SOUND = {"wan2.5-t2v-preview", "wan2.5-i2v-preview"} | {n for n in CAPS if n.startswith(("wan2.6", "wan2.7"))}
 
     def test_every_named_model_is_declared(self) -> None:
-        assert set(CAPS) == set(self.EXPECTED)
+        assert set(CAPS) == set(self.EXPECTED) | set(self.RANGED)
+        assert set(FAKE_MODELS) - {"wan2.1-kf2v-plus"} == set(CAPS)
+
+    @pytest.mark.parametrize("name", sorted(RANGED))
+    def test_ranged_caps(self, name: str) -> None:
+        seconds_range, image, last_frame = self.RANGED[name]
+        caps = CAPS[name]
+        assert caps.seconds == ()
+        assert caps.seconds_range == seconds_range
+        assert set(caps.sizes) == set(TIERS["720P"] + TIERS["1080P"])
+        assert (caps.image, caps.last_frame, caps.default_size, caps.default_seconds) == (
+            image,
+            last_frame,
+            (1920, 1080),
+            5,
+        )
+
+    @pytest.mark.parametrize("name", sorted(CAPS))
+    def test_audio_flag(self, name: str) -> None:
+        # Wan 2.5 / 2.6 / 2.7 make sound; HappyHorse's is UNCONFIRMED, so it is not promised
+        assert CAPS[name].audio is (name in self.SOUND)
+        assert ("audio_url" in CAPS[name].extras) is (name in self.SOUND and not name.endswith("r2v"))
 
     @pytest.mark.parametrize("name", sorted(EXPECTED))
     def test_caps(self, name: str) -> None:
@@ -129,15 +187,17 @@ class TestModels:
         assert not caps.edit
         assert not caps.extend
 
-    @pytest.mark.parametrize("name", sorted(EXPECTED))
+    @pytest.mark.parametrize("name", sorted(CAPS))
     def test_table_agrees_with_the_fakes_copy_of_the_doc(self, name: str) -> None:
         caps, fake_model = CAPS[name], FAKE_MODELS[name]
         native = {
-            build_body(make_req(model=name, width=w, height=h))["parameters"].get("size") or SIZE_CLASS[(w, h)]
+            build_body(make_req(model=name, width=w, height=h, extras=anchor(name)))["parameters"].get("size")
+            or SIZE_CLASS[(w, h)]
             for w, h in caps.sizes
         }
         assert native == set(fake_model.choices)
-        assert caps.seconds == fake_model.durations
+        lo, hi = caps.seconds_range
+        assert (caps.seconds or tuple(range(lo, hi + 1))) == fake_model.durations
 
     def test_constants(self) -> None:
         assert DEFAULT_BASE_URL == "https://dashscope.aliyuncs.com"
@@ -542,8 +602,9 @@ class TestAgainstFake:
         assert all("x-dashscope-async" not in r.headers for r in polls)
 
         data = b"".join([chunk async for chunk in provider.download(task, done)])
-        assert data == tiny_mp4()
+        assert data == real_mp4(audio=True)  # Wan 2.5 makes sound
         assert data[4:8] == b"ftyp"
+        assert has_sound(data)
         # The signed OSS link is fetched without our key.
         assert "authorization" not in state.requests[-1].headers
 
@@ -790,3 +851,257 @@ class TestTransportEdges:
         assert task.vendor_task_id == "t1"
         assert seen[0].headers["X-DashScope-WorkSpace"] == "ws-1"
         assert seen[0].headers["Authorization"] == f"Bearer {KEY}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The current models: wan2.6 (legacy protocol), wan2.7 and HappyHorse (media protocol)
+
+
+class TestCurrentModels:
+    @pytest.mark.parametrize(
+        ("model", "kind", "protocol"),
+        [
+            ("wan2.6-t2v", "t2v", "legacy"),
+            ("wan2.6-i2v-flash", "i2v", "legacy"),
+            ("wan2.6-r2v", "r2v", "legacy"),
+            ("wan2.7-t2v", "t2v", "media"),
+            ("wan2.7-i2v", "i2v", "media"),
+            ("wan2.7-r2v", "r2v", "media"),
+            ("happyhorse-1.0-i2v", "i2v", "media"),
+            ("wan2.5-i2v-preview", "i2v", "legacy"),
+            ("wan2.2-kf2v-flash", "kf2v", "legacy"),
+        ],
+    )
+    def test_routing(self, model: str, kind: str, protocol: str) -> None:
+        assert (kind_of(model), protocol_of(model)) == (kind, protocol)
+
+    def test_ratio_table(self) -> None:
+        assert RATIO_OF[(1920, 1080)] == RATIO_OF[(1280, 720)] == "16:9"
+        assert RATIO_OF[(1248, 1632)] == RATIO_OF[(832, 1088)] == "3:4"
+        assert RATIO_OF[(1440, 1440)] == "1:1"
+
+    def test_wan26_t2v_golden(self) -> None:
+        extras = {"shot_type": "multi", "audio": "false", "prompt_extend": "true", "audio_url": "https://a.test/x.mp3"}
+        body = build_body(make_req(model="wan2.6-t2v", width=1080, height=1920, seconds=15, extras=extras))
+        assert body == {
+            "model": "wan2.6-t2v",
+            "input": {"prompt": "A kitten running in the moonlight", "audio_url": "https://a.test/x.mp3"},
+            "parameters": {
+                "size": "1080*1920",
+                "duration": 15,
+                "shot_type": "multi",
+                "audio": False,
+                "prompt_extend": True,
+            },
+        }
+
+    def test_wan26_i2v_flash_any_integer_duration(self) -> None:
+        req = make_req(model="wan2.6-i2v-flash", width=1280, height=720, seconds=7, image=ImageInput(url="https://i"))
+        assert build_body(req) == {
+            "model": "wan2.6-i2v-flash",
+            "input": {"prompt": "A kitten running in the moonlight", "img_url": "https://i"},
+            "parameters": {"resolution": "720P", "duration": 7},
+        }
+        assert CAPS["wan2.6-i2v-flash"].resolve_seconds(4, "nearest") == 4
+        assert CAPS["wan2.6-i2v"].resolve_seconds(12, "nearest") in (10, 15)
+
+    def test_wan26_r2v_golden_matches_the_console_sample(self) -> None:
+        extras = {"reference_video_urls": '["https://cdn.test/vace.mp4"]', "audio": True, "shot_type": "multi"}
+        body = build_body(make_req(model="wan2.6-r2v", prompt="character1 watches a film", extras=extras))
+        assert body == {
+            "model": "wan2.6-r2v",
+            "input": {"prompt": "character1 watches a film", "reference_video_urls": ["https://cdn.test/vace.mp4"]},
+            "parameters": {"size": "1280*720", "duration": 5, "audio": True, "shot_type": "multi"},
+        }
+
+    def test_wan26_r2v_without_references_is_rejected_before_the_vendor(self) -> None:
+        with pytest.raises(Rejected, match="reference_video_urls"):
+            build_body(make_req(model="wan2.6-r2v"))
+
+    def test_wan27_t2v_golden_matches_the_doc_example(self) -> None:
+        extras = {"prompt_extend": True, "watermark": True, "negative_prompt": "flowers"}
+        body = build_body(make_req(model="wan2.7-t2v", width=1280, height=720, seconds=15, extras=extras))
+        assert body == {
+            "model": "wan2.7-t2v",
+            "input": {"prompt": "A kitten running in the moonlight", "negative_prompt": "flowers"},
+            "parameters": {
+                "resolution": "720P",
+                "ratio": "16:9",
+                "duration": 15,
+                "prompt_extend": True,
+                "watermark": True,
+            },
+        }
+
+    def test_wan27_i2v_every_media_type(self) -> None:
+        req = make_req(
+            model="wan2.7-i2v",
+            width=1920,
+            height=1080,
+            seconds=10,
+            image=ImageInput(url="https://e.test/first.png"),
+            last_frame=ImageInput(data=PNG, mime="image/png"),
+            extras={"audio_url": "https://e.test/rap.mp3", "watermark": "true"},
+        )
+        assert build_body(req) == {
+            "model": "wan2.7-i2v",
+            "input": {
+                "prompt": "A kitten running in the moonlight",
+                "media": [
+                    {"type": "first_frame", "url": "https://e.test/first.png"},
+                    {"type": "last_frame", "url": ImageInput(PNG, "image/png").data_url()},
+                    {"type": "driving_audio", "url": "https://e.test/rap.mp3"},
+                ],
+            },
+            # image-to-video follows the first frame's shape: no ratio
+            "parameters": {"resolution": "1080P", "duration": 10, "watermark": True},
+        }
+
+    def test_wan27_i2v_clip_continuation_from_metadata(self) -> None:
+        req = make_req(model="wan2.7-i2v", extras={"first_clip_url": "https://e.test/clip.mp4"})
+        assert build_body(req)["input"]["media"] == [{"type": "first_clip", "url": "https://e.test/clip.mp4"}]
+
+    @pytest.mark.parametrize("model", ["wan2.7-i2v", "wan2.7-r2v", "happyhorse-1.0-i2v", "happyhorse-1.0-r2v"])
+    def test_media_models_without_an_anchor_are_rejected(self, model: str) -> None:
+        with pytest.raises(Rejected) as exc:
+            build_body(make_req(model=model))
+        assert exc.value.vendor_code == "InvalidParameter"
+
+    def test_wan27_r2v_images_and_videos(self) -> None:
+        extras = {
+            "reference_image_urls": "https://e.test/b.png",
+            "reference_video_urls": ["https://e.test/v.mp4"],
+            "first_frame_url": "https://e.test/start.png",
+        }
+        req = make_req(
+            model="wan2.7-r2v",
+            width=720,
+            height=1280,
+            seconds=15,
+            image=ImageInput(url="https://e.test/a.png"),
+            extras=extras,
+        )
+        assert build_body(req) == {
+            "model": "wan2.7-r2v",
+            "input": {
+                "prompt": "A kitten running in the moonlight",
+                "media": [
+                    {"type": "first_frame", "url": "https://e.test/start.png"},
+                    {"type": "reference_image", "url": "https://e.test/a.png"},
+                    {"type": "reference_image", "url": "https://e.test/b.png"},
+                    {"type": "reference_video", "url": "https://e.test/v.mp4"},
+                ],
+            },
+            # 2-10 s with a reference video
+            "parameters": {"resolution": "720P", "ratio": "9:16", "duration": 10},
+        }
+
+    def test_happyhorse_bodies(self) -> None:
+        t2v = build_body(make_req(model="happyhorse-1.0-t2v", width=1440, height=1440, seconds=3))
+        assert t2v == {
+            "model": "happyhorse-1.0-t2v",
+            "input": {"prompt": "A kitten running in the moonlight"},
+            "parameters": {"resolution": "1080P", "ratio": "1:1", "duration": 3},
+        }
+        i2v = build_body(make_req(model="happyhorse-1.0-i2v", image=ImageInput(url="https://e.test/f.png")))
+        assert i2v["input"]["media"] == [{"type": "first_frame", "url": "https://e.test/f.png"}]
+        assert "ratio" not in i2v["parameters"]
+        r2v = build_body(make_req(model="happyhorse-1.0-r2v", image=ImageInput(url="https://e.test/r.png")))
+        assert r2v["input"]["media"] == [{"type": "reference_image", "url": "https://e.test/r.png"}]
+
+    def test_media_protocol_never_sends_a_pixel_size(self) -> None:
+        for name in CAPS:
+            if protocol_of(name) == "media":
+                params = build_body(make_req(model=name, extras=anchor(name)))["parameters"]
+                assert "size" not in params
+                assert params["resolution"] in {"720P", "1080P"}
+
+    def test_metadata_cannot_override_model_or_prompt(self) -> None:
+        body = build_body(make_req(model="wan2.7-t2v", extras={"model": "wan2.2-t2v-plus", "prompt": "other"}))
+        assert body["model"] == "wan2.7-t2v"
+        assert body["input"]["prompt"] == "A kitten running in the moonlight"
+
+    def test_newer_usage_shape_is_reported(self) -> None:
+        raw = {
+            "output": {"task_id": "t", "task_status": "SUCCEEDED", "video_url": "https://r.test/v.mp4"},
+            "usage": {"duration": 7.5, "output_video_duration": 7, "video_count": 1, "SR": 720, "ratio": "16:9"},
+        }
+        snap = snapshot(raw)
+        assert snap.seconds == 7
+        assert snap.usage == {"duration": 7.5, "output_video_duration": 7.0, "video_count": 1.0, "SR": 720.0}
+
+
+class TestCurrentModelsAgainstFake:
+    @pytest.mark.parametrize(
+        ("model", "size", "seconds", "image", "sound"),
+        [
+            ("wan2.6-t2v", (1920, 1080), 15, False, True),
+            ("wan2.6-i2v", (1280, 720), 10, True, True),
+            ("wan2.6-i2v-flash", (1920, 1080), 2, True, True),
+            ("wan2.6-r2v", (1280, 720), 10, False, True),
+            ("wan2.7-t2v", (832, 1088), 13, False, True),
+            ("wan2.7-i2v", (1280, 720), 2, True, True),
+            ("wan2.7-r2v", (1920, 1080), 15, True, True),
+            ("happyhorse-1.0-t2v", (1280, 720), 3, False, False),
+            ("happyhorse-1.0-i2v", (1920, 1080), 15, True, False),
+            ("happyhorse-1.0-r2v", (1080, 1920), 8, True, False),
+        ],
+    )
+    async def test_create_poll_download(
+        self,
+        provider: WanxiangProvider,
+        state: FakeState,
+        model: str,
+        size: tuple[int, int],
+        seconds: int,
+        image: bool,
+        sound: bool,
+    ) -> None:
+        extras = {"reference_video_urls": ["https://e.test/ref.mp4"]} if model == "wan2.6-r2v" else {}
+        req = make_req(
+            model=model,
+            width=size[0],
+            height=size[1],
+            seconds=seconds,
+            image=ImageInput(data=PNG, mime="image/png") if image else None,
+            extras=extras,
+        )
+        task = await provider.submit(req)
+        assert state.requests[-1].path == T2V_PATH
+        assert state.requests[-1].json == build_body(req)
+        snaps = await poll_until_terminal(provider, task)
+        done = snaps[-1]
+        assert done.status == VideoStatus.completed, done
+        assert done.seconds == seconds
+        assert done.usage["video_count"] == 1
+        data = b"".join([chunk async for chunk in provider.download(task, done)])
+        assert has_sound(data) is sound
+
+    async def test_silenced_wan26_flash_is_silent(self, provider: WanxiangProvider) -> None:
+        req = make_req(
+            model="wan2.6-i2v-flash", image=ImageInput(url="https://e.test/f.png"), extras={"audio": "false"}
+        )
+        task = await provider.submit(req)
+        done = (await poll_until_terminal(provider, task))[-1]
+        assert not has_sound(b"".join([chunk async for chunk in provider.download(task, done)]))
+
+    async def test_fake_refuses_a_pixel_size_on_wan27(self, client: httpx.AsyncClient) -> None:
+        body = {"model": "wan2.7-t2v", "input": {"prompt": "x"}, "parameters": {"size": "1280*720"}}
+        headers = {"Authorization": f"Bearer {KEY}", "X-DashScope-Async": "enable"}
+        r = await client.post(f"{BASE}{T2V_PATH}", json=body, headers=headers)
+        assert (r.status_code, r.json()["code"]) == (400, "InvalidParameter")
+
+    async def test_fake_refuses_long_r2v_with_a_reference_video(self, client: httpx.AsyncClient) -> None:
+        media = [{"type": "reference_video", "url": "https://e.test/v.mp4"}]
+        body = {"model": "wan2.7-r2v", "input": {"prompt": "x", "media": media}, "parameters": {"duration": 15}}
+        headers = {"Authorization": f"Bearer {KEY}", "X-DashScope-Async": "enable"}
+        r = await client.post(f"{BASE}{T2V_PATH}", json=body, headers=headers)
+        assert (r.status_code, r.json()["code"]) == (400, "InvalidParameter")
+
+    async def test_moderation_on_a_current_model_is_a_failed_snapshot(
+        self, provider: WanxiangProvider, state: FakeState
+    ) -> None:
+        state.task_failure = ("DataInspectionFailed", "Output data may contain inappropriate content.")
+        task = await provider.submit(make_req(model="wan2.7-t2v"))
+        done = (await poll_until_terminal(provider, task))[-1]
+        assert (done.status, done.error_code) == (VideoStatus.failed, "DataInspectionFailed")

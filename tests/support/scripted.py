@@ -141,12 +141,16 @@ class VariantProvider(ScriptedProvider):
     def __init__(self, *args: Any, variants: dict[str, bytes], **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.variants = variants
+        self.variant_requests: list[str] = []
 
     async def download_variant(self, task: pb.VendorTask, variant: str) -> AsyncIterator[bytes]:
+        self.variant_requests.append(variant)
         yield self.variants[variant]
 
 
-def scripted_channel(provider: ScriptedProvider, *, name: str | None = None, priority: int = 0) -> Channel:
+def scripted_channel(
+    provider: ScriptedProvider, *, name: str | None = None, priority: int = 0, fetch_variants: bool = False
+) -> Channel:
     name = name or provider.name
     tag = uuid.uuid4().hex[:8]  # fingerprints unique per test (channel health lives in the database)
     return Channel(
@@ -158,6 +162,7 @@ def scripted_channel(provider: ScriptedProvider, *, name: str | None = None, pri
         fingerprint=fingerprint(VENDOR, f"scripted://{name}-{tag}", {}),
         base_url=f"scripted://{name}-{tag}",
         priority=priority,
+        fetch_variants=fetch_variants,
     )
 
 
@@ -236,9 +241,11 @@ async def rig(
     *providers: ScriptedProvider | tuple[ScriptedProvider, int],
     prices: dict[str, Any] | None = None,
     key_limits: dict[str, Any] | None = None,
+    fetch_variants: bool | None = None,
     **settings: Any,
 ) -> AsyncIterator[Rig]:
-    """A gateway serving MODEL through one channel per provider (with a priority when given as a pair)."""
+    """A gateway serving MODEL through one channel per provider (with a priority when given as a pair).
+    `fetch_variants`: the channels' setting (default: on for a VariantProvider)."""
     # rows become due when a test says so (make_due), not because a poll interval passed while it ran
     values: dict[str, Any] = {"run_engine": False, "sandbox_enabled": False, "poll_interval_ms": 60_000, **settings}
     conf: Settings = make_settings(database_url, storage, **values)
@@ -248,7 +255,13 @@ async def rig(
         chans = []
         for p in providers:
             provider, priority = p if isinstance(p, tuple) else (p, 0)
-            chans.append(scripted_channel(provider, priority=priority))
+            chans.append(
+                scripted_channel(
+                    provider,
+                    priority=priority,
+                    fetch_variants=isinstance(provider, VariantProvider) if fetch_variants is None else fetch_variants,
+                )
+            )
             gw.registry.add(chans[-1])
         gw.registry.prices = dict(prices or {})
         await channels.sync(gw)  # as at start-up: the channels' records (health, credentials)

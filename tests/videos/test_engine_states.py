@@ -189,6 +189,18 @@ class TestCompletion:
             assert await r.step() == 0  # a finished task is never claimed again
         assert len(vendor.downloaded) == 1
 
+    async def test_the_vendors_variants_are_not_fetched_unless_the_channel_asks(self, database_url, tmp_path) -> None:
+        """Vendor requests go where they matter: by default both variants are derived from the video."""
+        thumb = solid_image((200, 10, 10), (96, 64), fmt="WEBP")
+        vendor = VariantProvider(polls=[snap("completed")], variants={"thumbnail": thumb, "spritesheet": thumb})
+        async with rig(database_url, tmp_path, vendor, fetch_variants=False) as r:
+            vid = (await r.create()).id
+            await r.step(vid)
+            row = await r.video(vid)
+            assert row.status == "completed"
+            assert await r.gw.storage.read_bytes(row.assets["thumbnail"]["key"]) != thumb
+            assert vendor.variant_requests == []
+
     async def test_the_vendors_own_thumbnail_is_kept_and_a_broken_one_replaced(self, database_url, tmp_path) -> None:
         thumb = solid_image((200, 10, 10), (96, 64), fmt="WEBP")
         vendor = VariantProvider(polls=[snap("completed")], variants={"thumbnail": thumb, "spritesheet": b"<html>"})
