@@ -7,12 +7,15 @@ change nothing. Requests without the task's token, or with a bad vendor signatur
 A callback never touches a task someone is working on: it makes the task due only when nobody holds it,
 and otherwise stamps it so that the worker polling it right now looks once more when done. A genuine
 callback seen before (the same signature headers and body) is a no-op answered 200 without a write, and
-each task's callback URL takes a few dozen requests a minute at most (429 beyond).
+each task's callback URL takes a few dozen requests a minute at most (429 beyond). A vendor that verifies
+the URL first (MiniMax POSTs `{"challenge": …}`, `Callback.challenge`) gets the value echoed back once the
+path token checks out.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from typing import Any
 
@@ -70,6 +73,15 @@ async def _limit(gw: Gateway, vendor: str, video_id: str) -> None:
         )
 
 
+def _challenge(body: bytes, field: str) -> Any:
+    """The value of `field` when the body is a JSON object carrying it (a vendor's URL verification)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data.get(field) if isinstance(data, dict) else None
+
+
 @router.post("/{vendor}/{video_id}/{token}")
 async def vendor_callback(vendor: str, video_id: str, token: str, request: Request, gw: GatewayDep) -> dict[str, Any]:
     unknown = errors.NotFound("Unknown callback.", code="unknown_callback")
@@ -78,12 +90,15 @@ async def vendor_callback(vendor: str, video_id: str, token: str, request: Reque
     body = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
     await _limit(gw, vendor, video_id)
+    spec = VENDORS[vendor]
+    assert spec.callback is not None  # SUPPORTED
+    if spec.callback.challenge is not None and (echo := _challenge(body, spec.callback.challenge)) is not None:
+        # a URL verification, sent while the task may still be being submitted: answered before any lookup
+        return {spec.callback.challenge: echo}
     async with gw.sessionmaker() as s:
         row = await repo.get(s, video_id)
     if row is None or row.provider != vendor:
         raise unknown
-    spec = VENDORS[vendor]
-    assert spec.callback is not None  # SUPPORTED
     key: str | None
     if spec.callback.credential is not None:  # keyed by the credential that created the task: required
         channel = await channels.channel_by_fingerprint(gw, row.channel_fp)

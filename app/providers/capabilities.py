@@ -19,6 +19,7 @@ ImageMode = Literal["none", "optional", "required"]
 RESOLUTION_CLASSES: dict[str, int] = {
     "360p": 360,
     "480p": 480,
+    "512p": 512,  # MiniMax Hailuo-02 image-to-video
     "540p": 540,
     "720p": 720,
     "768p": 768,

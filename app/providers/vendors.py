@@ -54,11 +54,13 @@ class Option:
 class Callback:
     """The vendor calls back on task changes, signed with `scheme`. The key is a channel credential
     (`credential`, required), or an optional setting (`setting`; unset: the path token alone is checked),
-    or neither (scheme "token": the path token alone)."""
+    or neither (scheme "token": the path token alone). `challenge`: the JSON field of the vendor's URL
+    verification request, which the callback route echoes back as `{challenge: value}` (MiniMax)."""
 
     scheme: CallbackScheme
     credential: str | None = None
     setting: str | None = None
+    challenge: str | None = None
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,18 @@ VENDORS: dict[str, VendorSpec] = {
             base_url="https://{location}-aiplatform.googleapis.com",  # a template the adapter fills
             options=(Option("location", str, "us-central1"),),
             make=_vertex,
+        ),
+        VendorSpec(
+            name="minimax",
+            title="MiniMax Hailuo",
+            provider="app.providers.minimax:MiniMaxProvider",
+            catalog="app.providers.minimax:MODELS",
+            image_transport="either",  # §4.1: a public URL or a `data:image/...;base64,` URL
+            credentials=_API_KEY,
+            settings_prefix="minimax",
+            base_url="https://api.minimax.io",  # China: https://api.minimaxi.com (keys are per platform)
+            # §9: unsigned; MiniMax first POSTs {"challenge": ...} and wants it echoed within 3 s
+            callback=Callback("token", challenge="challenge"),
         ),
     )
 }

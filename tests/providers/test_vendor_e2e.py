@@ -24,6 +24,7 @@ from openai import OpenAI
 from app.main import create_app
 from tests.conftest import LiveServer, make_settings
 from tests.fakes import gemini, jimeng, kling, luma, openai_upstream, runway, vertex, vidu, wanxiang
+from tests.fakes import minimax as minimax_fake
 from tests.fakes import seedance as seedance_fake
 from tests.fakes.assets import real_mp4
 from tests.support.media import mp4_info, solid_image
@@ -223,6 +224,23 @@ VENDORS = [
         throttle=lambda st: st.fail_next("429"),
         wrong_credentials={"vertex_project": "someone-elses-project"},
         asset=real_mp4(audio=True),
+    ),
+    Vendor(
+        name="minimax",
+        # the fake verifies vidgate's callback URL (the challenge echo) at create, then POSTs each state change
+        make_fake=lambda: minimax_fake.make_app(
+            api_key="sk-api-fake-minimax", callback_client=httpx.AsyncClient(timeout=5)
+        ),
+        settings=lambda url: {"minimax_api_key": "sk-api-fake-minimax", "minimax_base_url": url},
+        t2v=("MiniMax-Hailuo-2.3", "1366x768", "4"),
+        t2v_expected_seconds="6",
+        i2v="MiniMax-Hailuo-2.3-Fast",
+        fail=lambda st: setattr(st, "fail_task", (1027, "output new_sensitive")),
+        fail_code="1027",
+        throttle=lambda st: st.fail_next(1002, on="create"),  # HTTP 200, base_resp 1002 "rate limit"
+        wrong_credentials={"minimax_api_key": "sk-api-wrong"},
+        asset=minimax_fake.VIDEO_BYTES,
+        public_base_url=True,
     ),
 ]
 
