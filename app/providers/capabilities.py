@@ -128,6 +128,9 @@ class ModelCaps:
     extend: bool = False
     max_total_seconds: int = 120
     audio: bool = False  # the model can make a sound track (`metadata.generate_audio` / `metadata.audio`)
+    # sizes that allow fewer durations: (short side at least, the only seconds there), e.g. Veo's
+    # ((1080, (8,)),): 1080p and 4k are 8-second videos only; the largest threshold that applies wins
+    seconds_by_size: tuple[tuple[int, tuple[int, ...]], ...] = ()
     description: str = ""
     extras: frozenset[str] = field(default_factory=frozenset)  # documented metadata keys
 
@@ -144,6 +147,7 @@ class ModelCaps:
             "image_input": self.image,
             "last_frame": self.last_frame,
             "audio": self.audio,
+            "seconds_by_size": {f"{t}p+": list(secs) for t, secs in self.seconds_by_size} or None,
             "operations": ["create", *(op for op in ("remix", "edit", "extend") if getattr(self, op))],
         }
 
@@ -160,9 +164,36 @@ class ModelCaps:
         return f"any whole number from {lo} to {hi}"
 
     # -- resolution
-    def resolve_seconds(self, requested: int | None, policy: Policy, *, model: str | None = None) -> int:
-        """`model`: the name the client sent (an alias), for error messages; default `self.name`."""
-        model = model or self.name
+    def seconds_at(self, width: int, height: int) -> tuple[int, ...] | None:
+        """The only durations a size allows, when `seconds_by_size` narrows them; None: any of the model's."""
+        applicable = [(t, secs) for t, secs in self.seconds_by_size if min(width, height) >= t]
+        return max(applicable)[1] if applicable else None
+
+    def resolve_seconds(
+        self,
+        requested: int | None,
+        policy: Policy,
+        *,
+        model: str | None = None,
+        size: tuple[int, int] | None = None,
+    ) -> int:
+        """`model`: the name the client sent (an alias), for error messages; default `self.name`. `size`: the
+        resolved size, when it narrows the durations (`seconds_by_size`)."""
+        resolved = self._resolve_seconds(requested, policy, model=model or self.name)
+        allowed = self.seconds_at(*size) if size is not None else None
+        if allowed is None or resolved in allowed:
+            return resolved
+        if policy == "strict" and requested is not None:
+            w, h = size or (0, 0)
+            raise CapabilityError(
+                f"Model '{model or self.name}' makes {w}x{h} videos of "
+                f"{', '.join(map(str, allowed))} seconds only; "
+                f"supported seconds at other sizes: {self.seconds_text()}.",
+                param="seconds",
+            )
+        return min(allowed, key=lambda s: (abs(s - resolved), -s))
+
+    def _resolve_seconds(self, requested: int | None, policy: Policy, *, model: str) -> int:
         if requested is None:
             return self.default_seconds
         if self.seconds:

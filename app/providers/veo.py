@@ -141,6 +141,7 @@ class Dialect:
             last_frame=m.last_frame,
             audio=m.audio,
             extras=frozenset(extras),
+            seconds_by_size=((1080, (8,)),) if any(min(s) >= 1080 for s in m.sizes) else (),
             description=(
                 f"Veo {m.family}{' Fast' if 'fast' in m.name else ''} ({self.title}): {sizes}; "
                 f"{'/'.join(map(str, m.seconds))} s{' (8 s at 1080p and 4k)' if len(m.sizes) > 2 else ''}"

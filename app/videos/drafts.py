@@ -90,7 +90,7 @@ def resolve_size_seconds(gw: Gateway, route: Route, size: str | None, seconds: A
     secs = _cap(parse_seconds, seconds) if seconds is not None else None
     policy = _policy(gw, caps)
     w, h = _cap(caps.resolve_size, spec, policy, model=model)
-    s = _cap(caps.resolve_seconds, secs, policy, model=model)
+    s = _cap(caps.resolve_seconds, secs, policy, model=model, size=(w, h))
     return w, h, s
 
 

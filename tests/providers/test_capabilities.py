@@ -78,3 +78,28 @@ def test_aspect_ratio() -> None:
     assert aspect_ratio(1280, 720, ("16:9", "9:16", "1:1")) == "16:9"
     assert aspect_ratio(720, 1280, ("16:9", "9:16", "1:1")) == "9:16"
     assert aspect_ratio(1000, 1000, ("16:9", "9:16", "1:1")) == "1:1"
+
+
+class TestSecondsBySize:
+    """Some sizes allow fewer durations (Veo: 1080p and 4k are 8 s only; Hailuo: 1080P is 6 s only)."""
+
+    CAPS = ModelCaps(
+        name="m",
+        provider="p",
+        sizes=((1280, 720), (1920, 1080), (3840, 2160)),
+        seconds=(4, 6, 8),
+        default_seconds=4,
+        seconds_by_size=((1080, (8,)),),
+    )
+
+    def test_strict_refuses_a_duration_the_size_cannot_do_naming_what_it_can(self) -> None:
+        with pytest.raises(CapabilityError) as exc:
+            self.CAPS.resolve_seconds(4, "strict", size=(1920, 1080))
+        assert exc.value.param == "seconds" and "1920x1080 videos of 8 seconds only" in exc.value.message
+
+    def test_nearest_snaps_to_what_the_size_allows(self) -> None:
+        assert self.CAPS.resolve_seconds(4, "nearest", size=(3840, 2160)) == 8
+        assert self.CAPS.resolve_seconds(None, "strict", size=(1920, 1080)) == 8  # the default too
+        assert self.CAPS.resolve_seconds(4, "strict", size=(1280, 720)) == 4  # smaller sizes: unchanged
+        assert self.CAPS.resolve_seconds(8, "strict", size=(1920, 1080)) == 8
+        assert self.CAPS.summary()["seconds_by_size"] == {"1080p+": [8]}

@@ -763,11 +763,17 @@ class TestThroughTheGateway:
         assert {k: _creates(state)[-1][k] for k in ("duration", "resolution")} == {"duration": 6, "resolution": "768P"}
         assert (await finish(c, auth, r.json()["id"]))["status"] == "completed"
 
-    async def test_ten_seconds_at_1080p_is_sent_at_768p(self, gw: Any) -> None:
-        _, c, auth, state = gw
+    async def test_ten_seconds_at_1080p_is_snapped_to_six_or_refused_under_strict(self, gw: Any) -> None:
+        """1080P is 6 s only: nearest keeps the size and makes 6 s; strict answers 400 before any vendor call."""
+        app, c, auth, state = gw
         json = {"prompt": "x", "model": "MiniMax-Hailuo-02", "seconds": "10", "size": "1920x1080"}
-        assert (await c.post("/v1/videos", headers=auth, json=json)).status_code == 200
-        assert (_creates(state)[-1]["duration"], _creates(state)[-1]["resolution"]) == (10, "768P")
+        r = await c.post("/v1/videos", headers=auth, json=json)
+        assert r.status_code == 200 and (r.json()["size"], r.json()["seconds"]) == ("1920x1080", "6")
+        assert (_creates(state)[-1]["duration"], _creates(state)[-1]["resolution"]) == (6, "1080P")
+        app.state.gateway.settings.param_policy = "strict"
+        err = assert_error(await c.post("/v1/videos", headers=auth, json=json), 400, param="seconds")
+        assert "1920x1080 videos of 6 seconds only" in err["message"]
+        assert len(_creates(state)) == 1
 
     @pytest.mark.parametrize(
         ("field", "value", "allowed"), [("seconds", "4", "6, 10"), ("size", "1280x720", "1366x768, 1920x1080")]

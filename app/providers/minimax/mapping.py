@@ -73,6 +73,8 @@ def _model_caps(name: str) -> ModelCaps:
     if "s2v" in modes:
         extras.add("subject_reference")
     hailuo = name in _HAILUO_MODELS
+    at_1080 = sorted({s for table in modes.values() for s in table.get("1080P", ())})
+    narrowed = ((1080, tuple(at_1080)),) if at_1080 and tuple(at_1080) != seconds else ()
     return ModelCaps(
         name=name,
         provider=PROVIDER,
@@ -83,6 +85,7 @@ def _model_caps(name: str) -> ModelCaps:
         image="required" if image_only else "none" if set(modes) == {"t2v"} else "optional",
         last_frame="fl2v" in modes,
         audio=False,
+        seconds_by_size=narrowed,  # 1080P is 6 s only: strict refuses 1080P + 10 s, nearest makes it 6 s
         description=_DESCRIPTIONS[name],
         extras=frozenset(extras),
     )
