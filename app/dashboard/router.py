@@ -96,7 +96,8 @@ async def sign_in(request: Request, gw: GatewayDep) -> Response:
                 secure=auth.is_https(request, gw.settings),
             )
             return resp
-        error, status = "That is not the admin token (VIDGATE_ADMIN_TOKEN). API keys cannot sign in.", 401
+        # 200, not 401: the form is shown again with its error (a 4xx document is a console error in browsers)
+        error, status = "That is not the admin token (VIDGATE_ADMIN_TOKEN). API keys cannot sign in.", 200
     return render(request, "sign_in.html", _ctx(request, None, "", next=target, error=error), status_code=status)
 
 
@@ -229,7 +230,7 @@ async def _keys_page(
     rows = [KeyOut.of(k) for k in await keys.list_keys(session)]
     rows.sort(key=lambda k: (k.status != "active", -k.created_at))
     ctx = _ctx(request, sess, "keys", keys=rows, models=gw.registry.names(), created=None, error=None, form={})
-    return render(request, "keys.html", {**ctx, **extra}, status_code=400 if extra.get("error") else 200)
+    return render(request, "keys.html", {**ctx, **extra})  # an error is shown on the page, as a form does
 
 
 @router.get("/keys")

@@ -66,14 +66,15 @@ class TestSignIn:
 
     async def test_a_wrong_token_stays_on_the_form(self, anon: httpx.AsyncClient) -> None:
         r = await sign_in(anon, "not-the-token")
-        assert r.status_code == 401
+        assert r.status_code == 200
         assert 'role="alert"' in r.text and "Admin token" in r.text
         assert auth.COOKIE not in r.headers.get("set-cookie", "")
         assert (await anon.get("/dashboard/videos")).status_code == 303
 
     async def test_api_keys_cannot_sign_in(self, dash_app: Any, anon: httpx.AsyncClient) -> None:
         key = await new_key(dash_app)
-        assert (await sign_in(anon, key)).status_code == 401
+        r = await sign_in(anon, key)
+        assert 'role="alert"' in r.text and auth.COOKIE not in r.headers.get("set-cookie", "")
         # and the session cookie is no admin credential: the admin API keeps its bearer token
         await sign_in(anon)
         assert (await anon.get("/admin/keys")).status_code == 401
@@ -137,7 +138,7 @@ class TestSignIn:
 
     async def test_sign_in_is_rate_limited(self, anon: httpx.AsyncClient) -> None:
         codes = [(await sign_in(anon, f"guess-{i}")).status_code for i in range(auth.SIGN_IN_LIMIT + 2)]
-        assert codes[: auth.SIGN_IN_LIMIT] == [401] * auth.SIGN_IN_LIMIT
+        assert codes[: auth.SIGN_IN_LIMIT] == [200] * auth.SIGN_IN_LIMIT
         assert codes[auth.SIGN_IN_LIMIT :] == [429, 429]
         # the right token is refused too while the address is locked out (no guessing around the limit)
         assert (await sign_in(anon)).status_code == 429
@@ -320,9 +321,9 @@ class TestKeys:
     async def test_bad_input_is_shown_not_stored(self, admin: tuple[httpx.AsyncClient, str]) -> None:
         c, csrf = admin
         r = await c.post("/dashboard/keys", data={"csrf_token": csrf, "name": "x", "models": "no-such-model"})
-        assert r.status_code == 400 and "no-such-model" in r.text and 'role="alert"' in r.text
+        assert "no-such-model" in r.text and 'role="alert"' in r.text
         r = await c.post("/dashboard/keys", data={"csrf_token": csrf, "name": "", "rpm_limit": "-1"})
-        assert r.status_code == 400
+        assert 'role="alert"' in r.text and "new-secret" not in r.text
         keys = (await c.get("/admin/keys", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})).json()["data"]
         assert keys == []
 
