@@ -24,6 +24,7 @@ from app.dashboard.views import STATIC_FILES, STATIC_TYPES, render, secure
 from app.deps import GatewayDep, SessionDep
 from app.errors import GatewayError, NotFound
 from app.keys import service as keys
+from app.providers.vendors import BUILTIN
 from app.videos import creation, drafts, reads
 from app.videos.parsing import ParsedBody, parse_body
 
@@ -127,7 +128,14 @@ async def videos(
     filters = {"status": status or None, "model": model or None, "owner": (owner or "").strip() or None}
     if filters["status"] not in (None, *STATUSES):
         filters["status"] = None
-    rows, more = await admin.list_tasks(session, **filters, after=after or None, limit=PAGE_SIZE)
+    rows, more = await admin.list_tasks(
+        session,
+        status=filters["status"],
+        model=filters["model"],
+        owner=filters["owner"],
+        after=after or None,
+        limit=PAGE_SIZE,
+    )
     query = {k: v for k, v in filters.items() if v}
     next_url = f"?{urlencode({**query, 'after': rows[-1].id})}" if more and rows else None
     first_url = f"?{urlencode(query)}" if after else None
@@ -184,7 +192,7 @@ async def content(
 @router.get("/api/videos/{video_id}")
 async def video_data(session: SessionDep, _: DataSession, video_id: str) -> JSONResponse:
     row = await admin.get_task(session, video_id)
-    return secure(JSONResponse(TaskOut.of(row, url=None).model_dump(mode="json")))  # type: ignore[return-value]
+    return secure(JSONResponse(TaskOut.of(row, url=None).model_dump(mode="json")))
 
 
 # -- keys ----------------------------------------------------------------------------------------------
@@ -279,7 +287,7 @@ async def channels(request: Request, gw: GatewayDep, session: SessionDep, sess: 
 @router.post("/api/channels/{name}/test")
 async def check_channel(gw: GatewayDep, _: CsrfSession, name: str) -> JSONResponse:
     result = await service.check_channel(gw, name)
-    return secure(JSONResponse({"ok": result.ok, "message": result.message}))  # type: ignore[return-value]
+    return secure(JSONResponse({"ok": result.ok, "message": result.message}))
 
 
 # -- usage ---------------------------------------------------------------------------------------------
@@ -344,7 +352,7 @@ async def usage_csv(
 async def playground(request: Request, gw: GatewayDep, sess: PageSession) -> Response:
     models = gw.registry.names()
     caps = {m: gw.registry.models[gw.registry.target(m) or m].summary() for m in models}
-    default = "sandbox" if "sandbox" in models else (models[0] if models else None)
+    default = BUILTIN if BUILTIN in models else (models[0] if models else None)
     return render(
         request, "playground.html", _ctx(request, sess, "playground", models=models, caps=caps, default=default)
     )
@@ -367,4 +375,4 @@ async def generate(request: Request, gw: GatewayDep, session: SessionDep, _: Csr
         path="/v1/videos",
         make_draft=lambda b: drafts.draft_create(gw, session, key, b),
     )
-    return secure(JSONResponse(TaskOut.of(row, url=None).model_dump(mode="json")))  # type: ignore[return-value]
+    return secure(JSONResponse(TaskOut.of(row, url=None).model_dump(mode="json")))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -81,6 +81,9 @@ def render(request: Request, name: str, context: dict[str, Any], *, status_code:
     return resp
 
 
-def secure(resp: Response) -> Response:
+R = TypeVar("R", bound=Response)
+
+
+def secure(resp: R) -> R:
     resp.headers.update(HEADERS)
     return resp
