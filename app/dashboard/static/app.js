@@ -69,7 +69,7 @@
   }
 
   async function testChannel(button) {
-    const out = button.parentElement.querySelector("output");
+    const out = button.closest("td").querySelector("output");
     button.disabled = true;
     out.textContent = "Testing…";
     out.className = "small muted";
