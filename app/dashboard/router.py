@@ -22,7 +22,7 @@ from app.dashboard import auth, service
 from app.dashboard.auth import CsrfSession, DataSession, PageSession
 from app.dashboard.views import STATIC_FILES, STATIC_TYPES, render, secure
 from app.deps import GatewayDep, SessionDep
-from app.errors import GatewayError, NotFound
+from app.errors import GatewayError, NotFound, RateLimited
 from app.keys import service as keys
 from app.providers.vendors import BUILTIN
 from app.videos import creation, drafts, reads
@@ -72,6 +72,8 @@ def _next(value: str | None) -> str:
 async def sign_in_form(request: Request, gw: GatewayDep, next: str | None = None) -> Response:
     if not auth.enabled(gw.settings):
         return render(request, "disabled.html", _ctx(request, None, ""), status_code=403)
+    if auth.read_cookie(gw, request.cookies.get(auth.COOKIE)) is not None:
+        return _see_other(_next(next))  # signed in already
     return render(request, "sign_in.html", _ctx(request, None, "", next=_next(next), error=None))
 
 
@@ -84,7 +86,13 @@ async def sign_in(request: Request, gw: GatewayDep) -> Response:
     if not auth.same_origin(request, gw.settings):
         error, status = "This sign-in did not come from the dashboard's own page.", 403
     else:
-        await auth.limit_sign_in(gw, request)
+        try:
+            await auth.limit_sign_in(gw, request)
+        except RateLimited as exc:
+            ctx = _ctx(request, None, "", next=target, error=exc.message)
+            resp = render(request, "sign_in.html", ctx, status_code=429)
+            resp.headers.update(exc.headers)
+            return resp
         if auth.token_matches(gw, str(form.get("token") or "")):
             resp = _see_other(target)
             resp.set_cookie(

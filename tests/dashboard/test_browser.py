@@ -134,6 +134,8 @@ def test_sign_in_and_every_page_renders_without_console_errors(page: Page, serve
         p.get_by_role("link", name=name, exact=True).click()
         p.wait_for_load_state("networkidle")
         assert p.get_by_role("heading", level=1).inner_text() == name
+        # usable at 1024 px: nothing wider than the window (wide tables scroll inside their box)
+        assert p.evaluate("() => document.documentElement.scrollWidth") <= 1024, name
     p.get_by_role("link", name="Videos", exact=True).click()
     table = p.get_by_role("table")
     for column in ("ID", "Status", "Model", "Channel", "Owner", "Created"):
@@ -145,6 +147,19 @@ def test_sign_in_and_every_page_renders_without_console_errors(page: Page, serve
     p.get_by_role("button", name="Sign out").click()
     p.wait_for_url("**/dashboard/sign-in")
     assert page.errors == [], page.errors
+
+
+def test_dark_mode(browser: Any, server: LiveServer) -> None:
+    ctx = browser.new_context(color_scheme="dark")
+    try:
+        p = ctx.new_page()
+        p.goto(server.url + "/dashboard/sign-in")
+        dark = p.evaluate("() => getComputedStyle(document.documentElement).backgroundColor")
+        p.emulate_media(color_scheme="light")
+        light = p.evaluate("() => getComputedStyle(document.documentElement).backgroundColor")
+        assert dark != light, (dark, light)
+    finally:
+        ctx.close()
 
 
 def test_a_completed_video_plays_and_progress_updates_live(page: Page, server: LiveServer) -> None:
@@ -175,6 +190,7 @@ def test_a_completed_video_plays_and_progress_updates_live(page: Page, server: L
 
 
 def test_key_create_and_revoke_round_trip(page: Page, server: LiveServer) -> None:
+    api_key(server)  # a key in the table already: the form's labels must stay unique on the page
     p = page.sign_in()
     p.get_by_role("link", name="Keys", exact=True).click()
     p.get_by_label("Name", exact=True).fill("from-the-browser")

@@ -140,8 +140,15 @@ class TestSignIn:
         codes = [(await sign_in(anon, f"guess-{i}")).status_code for i in range(auth.SIGN_IN_LIMIT + 2)]
         assert codes[: auth.SIGN_IN_LIMIT] == [200] * auth.SIGN_IN_LIMIT
         assert codes[auth.SIGN_IN_LIMIT :] == [429, 429]
+        locked = await sign_in(anon, "again")
+        assert "Too many sign-in attempts" in locked.text and int(locked.headers["retry-after"]) >= 1
         # the right token is refused too while the address is locked out (no guessing around the limit)
         assert (await sign_in(anon)).status_code == 429
+
+    async def test_the_form_sends_a_signed_in_operator_on(self, admin: Admin) -> None:
+        c, _ = admin
+        r = await c.get("/dashboard/sign-in", params={"next": "/dashboard/usage"})
+        assert r.status_code == 303 and r.headers["location"] == "/dashboard/usage"
 
     async def test_sign_out_ends_the_session(self, admin: tuple[httpx.AsyncClient, str]) -> None:
         c, csrf = admin
@@ -291,6 +298,56 @@ class TestPages:
         assert (await c.get(f"/dashboard/videos/{vid}/content/video")).status_code == 404
 
 
+class TestLargeTables:
+    async def test_ten_thousand_videos_page_fast(self, dash_app: Any, admin: Admin) -> None:
+        import time
+
+        from sqlalchemy import insert
+
+        from app.videos.models import Video
+
+        c, _ = admin
+        t0 = 1_790_000_000
+        rows = [
+            {
+                "id": f"video_{i:06d}",
+                "owner": f"owner-{i % 7}",
+                "api_key_id": "key_bulk",
+                "operation": "create",
+                "model": "sandbox",
+                "provider": "sandbox",
+                "vendor_model": "sandbox",
+                "channel": "sandbox",
+                "status": ("completed", "failed")[i % 2],
+                "progress": 100,
+                "prompt": f"bulk {i}",
+                "size": "1280x720",
+                "seconds": "4",
+                "quality": "standard",
+                "params": {},
+                "vendor_meta": {},
+                "assets": {},
+                "created_ns": (t0 + i) * 10**9,
+                "created_at": t0 + i,
+                "updated_at": float(t0 + i),
+                "poll_count": 0,
+                "poll_errors": 0,
+                "reserved_credits": 0.0,
+            }
+            for i in range(10_000)
+        ]
+        async with dash_app.state.gateway.sessionmaker() as s:
+            await s.execute(insert(Video), rows)
+            await s.commit()
+        started = time.perf_counter()
+        first = await c.get("/dashboard/videos")
+        deep = await c.get("/dashboard/videos", params={"after": "video_000100", "owner": "owner-3"})
+        elapsed = time.perf_counter() - started
+        assert first.status_code == 200 and "video_009999" in first.text and "video_009949" not in first.text
+        assert deep.status_code == 200 and "video_000094" in deep.text and "video_000101" not in deep.text
+        assert elapsed < 2.0, elapsed
+
+
 class TestKeys:
     async def test_create_edit_revoke(self, admin: tuple[httpx.AsyncClient, str]) -> None:
         c, csrf = admin
@@ -347,6 +404,24 @@ class TestUsageAndPlayground:
         assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
         lines = csv.text.strip().splitlines()
         assert lines[0].startswith("api_key_id,key_name,owner,model") and ",dashboard,sandbox,1,1,0," in lines[1]
+
+    async def test_the_playground_takes_a_reference_image(self, admin: Admin) -> None:
+        import io
+
+        from PIL import Image
+
+        c, csrf = admin
+        png = io.BytesIO()
+        Image.new("RGB", (640, 360), (200, 80, 40)).save(png, "PNG")
+        r = await c.post(
+            "/dashboard/api/playground",
+            headers={"X-CSRF-Token": csrf},
+            data={"prompt": "from a frame", "model": "sandbox", "seconds": "1", "size": "640x360"},
+            files={"input_reference": ("frame.png", png.getvalue(), "image/png")},
+        )
+        assert r.status_code == 200, r.text
+        v = await _wait(c, r.json()["id"])
+        assert v["status"] == "completed" and v["size"] == "640x360"
 
     async def test_the_playground_needs_the_csrf_header(self, admin: tuple[httpx.AsyncClient, str]) -> None:
         c, _ = admin

@@ -37,9 +37,8 @@
   document.addEventListener("click", function (ev) {
     const t = ev.target.closest("button");
     if (!t) return;
-    if (t.dataset.open) {
-      const d = document.querySelector(t.dataset.open);
-      if (d && d.showModal) d.showModal();
+    if (t.dataset.editKey) {
+      editKey(t);
     } else if (t.hasAttribute("data-close")) {
       const d = t.closest("dialog");
       if (d) d.close();
@@ -49,6 +48,25 @@
       testChannel(t);
     }
   });
+
+  function editKey(button) {
+    // one dialog at a time, cloned from <template id="edit-key"> and removed when closed
+    const tpl = document.getElementById("edit-key");
+    if (!tpl) return;
+    const dialog = tpl.content.firstElementChild.cloneNode(true);
+    const form = dialog.querySelector("form");
+    const d = button.dataset;
+    form.action = "/dashboard/keys/" + encodeURIComponent(d.editKey) + "/limits";
+    dialog.setAttribute("aria-label", "Edit limits of " + d.name);
+    dialog.querySelector("[data-field=name]").textContent = d.name;
+    ["models", "rpm_limit", "max_concurrent", "quota_credits", "expires_at", "ip_allowlist"].forEach(function (f) {
+      form.elements[f].value = d[f] || "";
+    });
+    form.elements.enabled.checked = d.enabled === "true";
+    dialog.addEventListener("close", function () { dialog.remove(); });
+    document.body.appendChild(dialog);
+    dialog.showModal();
+  }
 
   async function copy(button, source) {
     if (!source) return;
