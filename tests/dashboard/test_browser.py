@@ -95,12 +95,13 @@ def api_key(server: LiveServer, **body: Any) -> str:
     return str(r.json()["secret"])
 
 
-def make_video(server: LiveServer, key: str, *, prompt: str = "a red fox", seconds: str = "2") -> str:
-    r = httpx.post(
-        f"{server.url}/v1/videos",
-        headers={"Authorization": f"Bearer {key}"},
-        json={"model": "sandbox", "prompt": prompt, "seconds": seconds},
-    )
+def make_video(
+    server: LiveServer, key: str, *, prompt: str = "a red fox", seconds: str = "2", latency_ms: int | None = None
+) -> str:
+    body: dict[str, Any] = {"model": "sandbox", "prompt": prompt, "seconds": seconds}
+    if latency_ms is not None:
+        body["metadata"] = {"sandbox_latency_ms": latency_ms}
+    r = httpx.post(f"{server.url}/v1/videos", headers={"Authorization": f"Bearer {key}"}, json=body)
     assert r.status_code == 200, r.text
     return str(r.json()["id"])
 
@@ -164,8 +165,14 @@ def test_dark_mode(browser: Any, server: LiveServer) -> None:
 
 def test_a_completed_video_plays_and_progress_updates_live(page: Page, server: LiveServer) -> None:
     key = api_key(server)
-    vid = make_video(server, key, seconds="2")
+    slow = make_video(server, key, seconds="1", latency_ms=4000)
     p = page.sign_in()
+    # the list updates unfinished rows in place
+    row = p.get_by_role("row").filter(has_text=slow)
+    assert row.locator(".badge").inner_text() in ("queued", "in progress")
+    row.locator(".badge", has_text="completed").wait_for(timeout=30_000)
+    assert p.evaluate("() => performance.getEntriesByType('navigation').length") == 1  # no reload
+    vid = make_video(server, key, seconds="2", latency_ms=3000)
     p.goto(f"{server.url}/dashboard/videos/{vid}")
     assert p.locator(".pagehead .badge").inner_text() in ("queued", "in progress")
     # no reload: the page swaps in the finished view by itself
