@@ -173,7 +173,11 @@ async def _video_page(
 
 @router.get("/videos/{video_id}")
 async def video(request: Request, session: SessionDep, sess: PageSession, video_id: str) -> Response:
-    return await _video_page(request, session, sess, video_id)
+    try:
+        return await _video_page(request, session, sess, video_id)
+    except NotFound:
+        ctx = _ctx(request, sess, "videos", message=f"No video with id “{video_id}”.")
+        return render(request, "missing.html", ctx, status_code=404)
 
 
 @router.post("/videos/{video_id}/delete")

@@ -157,6 +157,13 @@ class TestSignIn:
         assert auth.COOKIE in r.headers["set-cookie"] and "Max-Age=0" in r.headers["set-cookie"]
         assert (await c.get("/dashboard/videos")).status_code == 303
 
+    async def test_served_without_the_engine_too(self, database_url: str, tmp_path: Path) -> None:
+        app = create_app(dash_settings(database_url, tmp_path / "nw", run_engine=False))  # serve --no-worker
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+                assert (await sign_in(c)).status_code == 303
+                assert (await c.get("/dashboard/videos")).status_code == 200
+
     async def test_disabled_without_an_admin_token(self, database_url: str, tmp_path: Path) -> None:
         app = create_app(make_settings(database_url, tmp_path / "d"))
         async with app.router.lifespan_context(app):
@@ -235,6 +242,11 @@ class TestPages:
         css = await c.get("/dashboard/static/app.css")
         assert css.status_code == 200 and "prefers-color-scheme: dark" in css.text
         assert (await c.get("/dashboard/static/../router.py")).status_code == 404
+
+    async def test_an_unknown_video_is_a_page_not_json(self, admin: Admin) -> None:
+        c, _ = admin
+        r = await c.get("/dashboard/videos/video_nope")
+        assert r.status_code == 404 and "text/html" in r.headers["content-type"] and "video_nope" in r.text
 
     async def test_empty_states_have_a_hint(self, admin: tuple[httpx.AsyncClient, str]) -> None:
         c, _ = admin
