@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin.schemas import ChannelOut, KeyCreate, KeyUpdate, UsageReport, UsageRow, UsageTotals
 from app.channels import repository as channels_repo
 from app.channels.models import ChannelRecord
-from app.context import Gateway
 from app.db import now
 from app.errors import InvalidRequest, NotFound
+from app.gateway import Gateway
 from app.keys import repository as keys_repo
 from app.keys import service as keys
 from app.keys.models import ApiKey

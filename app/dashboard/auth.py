@@ -25,9 +25,9 @@ from fastapi import Depends, Request
 from fastapi.exceptions import HTTPException
 
 from app.config import Settings
-from app.context import Gateway
 from app.deps import get_gateway
 from app.errors import AuthenticationFailed, PermissionDenied, RateLimited
+from app.gateway import Gateway
 from app.keys.access import client_ip
 from app.keys.limits import LimiterUnavailable
 

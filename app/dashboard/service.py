@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.schemas import UsageReport
-from app.context import Gateway
 from app.db import now
 from app.errors import NotFound, PermissionDenied
+from app.gateway import Gateway
 from app.keys import repository as keys_repo
 from app.keys import service as keys
 from app.keys.models import ApiKey
