@@ -3,8 +3,9 @@
 A fresh virtualenv in a temporary directory, `pip install .` with no extras (from a copy of what the
 Dockerfile copies: pyproject.toml, README.md, app/), then, from a temporary directory outside the
 checkout: `vidgate migrate`, `vidgate serve` on a temporary SQLite database and storage directory, a
-sandbox video created over HTTP, polled to `completed` and downloaded (an MP4), and `vidgate keys
-create` run while the server serves, its key used as a Bearer token.
+sandbox video created over HTTP, polled to `completed` and downloaded (an MP4), `vidgate keys
+create` run while the server serves, its key used as a Bearer token, and the dashboard (its templates
+and static files come from the installed package) signed in to and listing that video.
 
 Standard library only, run with the system interpreter (never the development venv), so a dependency
 that only the dev extras bring in, or a file that only the checkout has, makes it fail. Any failing step
@@ -25,11 +26,14 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from http.cookiejar import CookieJar
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP_KEY = "sk-vg-smoke-bootstrap-key"
+ADMIN_TOKEN = "smoke-admin-token-0123456789abcdef"
 STEP_TIMEOUT_S = 600
 
 
@@ -72,6 +76,7 @@ class Smoke:
     def __init__(self, work: Path) -> None:
         self.work = work
         self.passed: list[str] = []
+        self.video_id = ""
         self.server: subprocess.Popen[bytes] | None = None
         self.server_log = work / "server.log"
 
@@ -102,6 +107,7 @@ class Smoke:
             "VIDGATE_DATABASE_URL": f"sqlite:///{self.work / 'db' / 'vidgate.db'}",
             "VIDGATE_STORAGE_DIR": str(self.work / "storage"),
             "VIDGATE_BOOTSTRAP_API_KEY": BOOTSTRAP_KEY,
+            "VIDGATE_ADMIN_TOKEN": ADMIN_TOKEN,
             "VIDGATE_SANDBOX_LATENCY_MS": "200",
             "VIDGATE_SANDBOX_FPS": "8",
         }
@@ -158,6 +164,30 @@ class Smoke:
         if len(content) < 12 or content[4:8] != b"ftyp":
             raise SmokeFailure(f"/content is not an MP4 (no ftyp box): {content[:16]!r}")
         self.ok(f"/content downloaded: an MP4 of {len(content)} bytes")
+        self.video_id = video["id"]
+
+    def dashboard(self, base: str) -> None:
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+
+        def get(path: str, data: bytes | None = None) -> tuple[int, str, str]:
+            try:
+                with opener.open(f"{base}{path}", data=data, timeout=30) as resp:
+                    return resp.status, resp.geturl(), resp.read().decode("utf-8", "replace")
+            except urllib.error.HTTPError as exc:
+                return exc.code, exc.geturl(), exc.read().decode("utf-8", "replace")
+
+        status, url, page = get("/dashboard")
+        if status != 200 or "/dashboard/sign-in" not in url or "Admin token" not in page:
+            raise SmokeFailure(f"GET /dashboard: HTTP {status} at {url}, no sign-in form: {page[:300]!r}")
+        for name, marker in (("app.css", "prefers-color-scheme"), ("app.js", "use strict")):
+            status, _, body = get(f"/dashboard/static/{name}")
+            if status != 200 or marker not in body:
+                raise SmokeFailure(f"GET /dashboard/static/{name}: HTTP {status}: {body[:200]!r}")
+        form = urllib.parse.urlencode({"token": ADMIN_TOKEN, "next": "/dashboard/videos"}).encode()
+        status, url, page = get("/dashboard/sign-in", form)
+        if status != 200 or not url.endswith("/dashboard/videos") or self.video_id not in page:
+            raise SmokeFailure(f"dashboard sign-in: HTTP {status} at {url}: {page[:300]!r}")
+        self.ok("GET /dashboard from the installed package: sign-in form, static files, the video listed")
 
     def cli_key(self, vidgate: Path, env: dict[str, str], cwd: Path, base: str) -> None:
         out = run([str(vidgate), "keys", "create", "--name", "smoke"], env=env, cwd=cwd, what="vidgate keys create")
@@ -193,6 +223,7 @@ class Smoke:
         self.ok(f"vidgate migrate from {cwd}: {out.strip().splitlines()[-1] if out.strip() else ''}")
         base = self.serve(vidgate, env, cwd, port)
         self.video(base)
+        self.dashboard(base)
         self.cli_key(vidgate, env, cwd, base)
         self.stop()
         if self.server is not None and self.server.returncode not in (0, -15):

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from app.admin.router import router as admin_router
 from app.callbacks.router import router as callbacks_router
 from app.config import Settings
+from app.dashboard.router import router as dashboard_router
 from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.gateway import aclose, open_gateway
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
     app.include_router(webhooks_router)
     app.include_router(callbacks_router)
     app.include_router(admin_router)
+    app.include_router(dashboard_router)
     app.include_router(health_router)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

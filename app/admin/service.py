@@ -14,11 +14,13 @@ from app.channels import repository as channels_repo
 from app.channels.models import ChannelRecord
 from app.db import now
 from app.errors import InvalidRequest, NotFound
+from app.gateway import Gateway
 from app.keys import repository as keys_repo
 from app.keys import service as keys
 from app.keys.models import ApiKey
 from app.providers.registry import ProviderRegistry, enable_hint
 from app.usage import service as usage
+from app.videos import reads
 from app.videos import repository as videos_repo
 from app.videos.models import Video
 
@@ -213,4 +215,12 @@ async def get_task(session: AsyncSession, task_id: str) -> Video:
     row = await videos_repo.get(session, task_id)
     if row is None:
         raise NotFound(f"No task with id '{task_id}'.", param="task_id", code="task_not_found")
+    return row
+
+
+async def delete_task(gw: Gateway, session: AsyncSession, task_id: str) -> Video:
+    """Delete any owner's finished task, as its owner's DELETE would (the dashboard's Delete)."""
+    row = await get_task(session, task_id)
+    if row.deleted_at is None:
+        await reads.discard(gw, session, row)
     return row

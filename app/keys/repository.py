@@ -34,6 +34,12 @@ async def by_prefix_or_name(session: AsyncSession, ident: str) -> list[ApiKey]:
     return list((await session.scalars(q)).all())
 
 
+async def first_active_of(session: AsyncSession, owner: str) -> ApiKey | None:
+    """The oldest unrevoked key of `owner` (the dashboard playground's key)."""
+    q = select(ApiKey).where(ApiKey.owner == owner, ApiKey.revoked_at.is_(None)).order_by(ApiKey.created_at)
+    return await session.scalar(q.limit(1))
+
+
 async def list_all(session: AsyncSession) -> list[ApiKey]:
     return list((await session.scalars(select(ApiKey).order_by(ApiKey.created_at))).all())
 

@@ -146,6 +146,14 @@ class Cancellable(Protocol):
     async def cancel(self, task: VendorTask) -> None: ...
 
 
+@runtime_checkable
+class ChecksCredentials(Protocol):
+    """Can check its credential against the vendor without creating a paid task (the dashboard's Test).
+    Returns a short human note; raises AuthFailed (or another ProviderError) when the check fails."""
+
+    async def check_credentials(self) -> str | None: ...
+
+
 # ---------------------------------------------------------------------------------------------
 # Errors raised by adapters. The videos service maps them to HTTP errors in one function.
 

@@ -57,7 +57,12 @@ async def list_videos(
 
 
 async def delete_video(gw: Gateway, session: AsyncSession, key: ApiKey, video_id: str) -> None:
-    row = await get_video(session, key, video_id)
+    await discard(gw, session, await get_video(session, key, video_id))
+
+
+async def discard(gw: Gateway, session: AsyncSession, row: Video) -> None:
+    """Delete a finished video (its row stays, marked, for usage): the API's DELETE and the dashboard's."""
+    video_id = row.id
     if row.status in repo.ACTIVE:
         raise errors.InvalidRequest(
             f"Video '{video_id}' is still {row.status}; it can be deleted once it has completed or failed.",

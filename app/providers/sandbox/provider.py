@@ -201,6 +201,9 @@ class SandboxProvider:
             out.unlink(missing_ok=True)
         self._cleanup(task.vendor_task_id)
 
+    async def check_credentials(self) -> str | None:
+        return "The sandbox needs no credential: it renders videos offline."
+
     async def cancel(self, task: VendorTask) -> None:
         self._cleanup(task.vendor_task_id)
 

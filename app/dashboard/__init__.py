@@ -1,0 +1,1 @@
+"""The operator dashboard at /dashboard (issue #13)."""
