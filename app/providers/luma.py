@@ -446,6 +446,12 @@ class LumaProvider:
             )
         return data
 
+    async def check_credentials(self) -> str | None:
+        """The dashboard's Test: `GET /credits` costs nothing and needs the key."""
+        data = self._data(await self._send("GET", "/credits"))
+        balance = data.get("credit_balance")
+        return f"Luma accepted the key; credit balance {balance}." if balance is not None else None
+
     async def submit(self, req: GenerationRequest) -> VendorTask:
         body = build_body(req)
         resp = await self._send("POST", "/generations/video", json=body)

@@ -243,6 +243,12 @@ class RunwayProvider:
             )
         return data
 
+    async def check_credentials(self) -> str | None:
+        """The dashboard's Test: `GET /v1/organization` costs nothing and needs the key and version header."""
+        data = await self._call("GET", "/v1/organization")
+        balance = data.get("creditBalance") if isinstance(data, dict) else None
+        return f"Runway accepted the key; credit balance {balance}." if balance is not None else None
+
     async def submit(self, req: GenerationRequest) -> VendorTask:
         endpoint = endpoint_for(req)
         body = build_body(req)

@@ -72,6 +72,11 @@ class SeedanceProvider:
             raise map_error(400, data)
         return data
 
+    async def check_credentials(self) -> str | None:
+        """The dashboard's Test: listing one task costs nothing and needs the key."""
+        await self._call("GET", "?page_num=1&page_size=1")
+        return "Ark accepted the key (listed tasks)."
+
     async def submit(self, req: GenerationRequest) -> VendorTask:
         model = platform_model(req.model, self._base)
         body = build_body(req, model=model)
