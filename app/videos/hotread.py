@@ -21,12 +21,14 @@ as `app.deps.authenticate` writes it on the normal path.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import secrets
 import time
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -46,6 +48,7 @@ from app.videos.links import link_base
 from app.videos.models import Video
 
 log = logging.getLogger("vidgate.hotread")
+T = TypeVar("T")
 
 PREFIX = "/v1/videos/"
 ROUTE = "/v1/videos/{video_id}"  # the route template: the access log's and the metrics' label
@@ -70,6 +73,10 @@ class HotReadMiddleware:
         self._metrics_on = metrics  # VIDGATE_METRICS_ENABLED: the metrics middleware is installed
         self._metrics: Any = None  # app.state.metrics the children below belong to
         self._children: tuple[Any, Any] | None = None
+        # one database read per entry at a time: when an entry expires under load, every concurrent miss
+        # would read it (a stampede every TTL); the generation is part of the key, so a request that came
+        # after an invalidation never joins a read that started before it
+        self._filling: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self._cors = cors  # CORS on: a request with an Origin header takes the normal path (CORSMiddleware)
 
     def _observe(self, scope: Scope, seconds: float) -> None:
@@ -170,7 +177,7 @@ class HotReadMiddleware:
         digest = keys.hash_secret(token)
         key = cache.get_key(digest)
         if key is None:
-            key = await self._fill_key(gw, token, digest)
+            key = await self._once(("k", digest, cache.key_gen), lambda: self._fill_key(gw, token, digest))
             if key is None:
                 return None
         request = Request(scope)
@@ -186,7 +193,10 @@ class HotReadMiddleware:
                 await s.commit()
         entry = cache.get_video(video_id, key.owner)
         if entry is None:
-            entry = await self._fill_video(gw, key.owner, video_id)
+            owner = key.owner
+            entry = await self._once(
+                ("v", video_id, owner, cache.video_gen), lambda: self._fill_video(gw, owner, video_id)
+            )
             if entry is None:
                 return None
         poll = reads.poll_after_ms(gw, cast(Video, entry)) if entry.unfinished else None
@@ -196,6 +206,24 @@ class HotReadMiddleware:
             if url:
                 body = body[:-1] + b',"url":' + render(url) + b"}"
         return body, poll, key.prefix
+
+    async def _once(self, k: tuple[Any, ...], fill: Callable[[], Awaitable[T]]) -> T:
+        running = self._filling.get(k)
+        if running is not None:
+            return cast(T, await asyncio.shield(running))
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._filling[k] = fut
+        try:
+            result = await fill()
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            raise
+        else:
+            fut.set_result(result)
+            return result
+        finally:
+            del self._filling[k]
 
     async def _fill_key(self, gw: Gateway, token: str, digest: str) -> KeyEntry | None:
         gen = self.cache.key_gen
