@@ -104,6 +104,12 @@ class Settings(_VendorSettings):  # type: ignore[valid-type,misc]
     log_json: bool = False
     metrics_enabled: bool = True
 
+    # -- status-read cache (app.readcache): entries trusted this long; 0 turns the cache and its fast path off
+    read_cache_ttl_ms: int = 500
+    read_cache_max_videos: int = 50_000  # rendered Video objects kept (LRU)
+    read_cache_max_keys: int = 10_000  # authenticated API keys kept (LRU)
+    read_cache_max_bytes: int = 64 * 1024 * 1024  # memory bound of the rendered videos
+
     @field_validator("trusted_proxies")
     @classmethod
     def _cidrs(cls, value: str) -> str:

@@ -24,6 +24,10 @@ from app.keys.router import router as models_router
 from app.middleware import ApiCORSMiddleware, BodyLimitMiddleware, RequestIdMiddleware
 from app.observability import configure_logging, install_observability
 from app.observability.health import router as health_router
+from app.readcache import ReadCache
+from app.readcache import attach as attach_read_cache
+from app.readcache import detach as detach_read_cache
+from app.videos import hotread
 from app.videos.files import router as files_router
 from app.videos.router import router as videos_router
 from app.webhooks.router import router as webhooks_router
@@ -39,6 +43,7 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gw = await open_gateway(settings, http=http, metrics=app.state.metrics)
+        attach_read_cache(gw.db.sync_engine, read_cache)  # this process's writers keep it coherent
         try:
             bootstrap = settings.bootstrap_api_key
             if bootstrap is not None and bootstrap.get_secret_value():
@@ -53,6 +58,8 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
             gc.freeze()
             yield
         finally:
+            detach_read_cache(gw.db.sync_engine)
+            read_cache.clear()
             await aclose(gw)
 
     app = FastAPI(
@@ -80,4 +87,14 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
     app.state.metrics = metrics
     if settings.cors_origin_list:  # outermost: errors and preflights carry the CORS headers too
         app.add_middleware(ApiCORSMiddleware, origins=settings.cors_origin_list)
+    # outermost: the status poll's lean path (it passes everything else, CORS requests too, inward)
+    read_cache = ReadCache(
+        ttl_ms=settings.read_cache_ttl_ms,
+        max_videos=settings.read_cache_max_videos,
+        max_keys=settings.read_cache_max_keys,
+        max_bytes=settings.read_cache_max_bytes,
+    )
+    read_cache.register_metrics(metrics.registry)
+    app.state.read_cache = read_cache
+    hotread.install(app, read_cache, metrics=settings.metrics_enabled, cors=bool(settings.cors_origin_list))
     return app

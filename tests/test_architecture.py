@@ -40,6 +40,7 @@ COMMIT_ALLOWED = {
     "videos/creation.py": "hands the request's connection back before submission (pool deadlock)",
     "videos/submission.py": "stores the task and the vendor's id in short steps around vendor calls",
     "videos/engine.py": "the job loop: each poll step commits",
+    "videos/hotread.py": "the status-read fast path: its key's last_used_at stamp, once a minute",
     "webhooks/dispatcher.py": "the delivery loop: each attempt commits",
     "videos/janitor.py": "retention: short transactions outside any request, run by the job loop",
     "channels/service.py": "channel health: one short transaction per write, outside any request",

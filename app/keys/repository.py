@@ -69,3 +69,8 @@ async def reserve_credits(session: AsyncSession, key_id: str, amount: float) -> 
 async def add_used_credits(session: AsyncSession, key_id: str, delta: float) -> None:
     """Add `delta` (negative: give back) to the key's used credits, quota or not."""
     await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(used_credits=ApiKey.used_credits + delta))
+
+
+async def touch(session: AsyncSession, key_id: str, *, at: float) -> None:
+    """Stamp `last_used_at` (the status-read fast path; app.readcache ignores this column)."""
+    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=at))
