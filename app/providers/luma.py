@@ -28,8 +28,7 @@ UNCONFIRMED, and what is done:
   (e.g. `400: failed to moderate image`, which also means Luma could not fetch the image).
 - Whether an extended generation's video includes the source clip: vidgate reports what the file holds.
 - Asset URL lifetime: downloaded as soon as the task completes, without credentials (a CDN link).
-- Listing order and page-size limit: assumed newest first, `limit=100`; `recover` reads 3 pages at most (an
-  error there is logged by the engine, which then submits again).
+- Listing order and page size: assumed newest first, `limit=100`; `recover` reads 3 pages at most.
 """
 
 from __future__ import annotations
@@ -446,10 +445,8 @@ class LumaProvider:
             )
         return data
 
-    async def check_credentials(self) -> str | None:
-        """The dashboard's Test: `GET /credits` costs nothing and needs the key."""
-        data = self._data(await self._send("GET", "/credits"))
-        balance = data.get("credit_balance")
+    async def check_credentials(self) -> str | None:  # the dashboard's Test: `GET /credits` costs nothing
+        balance = self._data(await self._send("GET", "/credits")).get("credit_balance")
         return f"Luma accepted the key; credit balance {balance}." if balance is not None else None
 
     async def submit(self, req: GenerationRequest) -> VendorTask:
