@@ -35,7 +35,10 @@ class StoredImage(BaseModel):
 
 
 class VideoInputs(BaseModel):
-    """What the client asked for beyond the plain columns: everything `build_request` needs to (re)submit."""
+    """What the client asked for beyond the plain columns: everything `build_request` needs to (re)submit.
+
+    Frozen: a change is a new value (`row.inputs = row.inputs.model_copy(update=...)`), which the ORM sees;
+    the dicts and lists inside are never mutated in place."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -64,7 +67,7 @@ class InputsType(TypeDecorator[VideoInputs]):
     def process_bind_param(self, value: VideoInputs | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        return value.model_dump(mode="json", exclude_defaults=True)
+        return value.model_dump(mode="json", exclude_none=True)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> VideoInputs | None:
         if value is None:
