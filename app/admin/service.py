@@ -18,6 +18,7 @@ from app.gateway import Gateway
 from app.keys import repository as keys_repo
 from app.keys import service as keys
 from app.keys.models import ApiKey
+from app.providers.base import VideoStatus
 from app.providers.registry import ProviderRegistry, enable_hint
 from app.usage import service as usage
 from app.videos import reads
@@ -192,7 +193,7 @@ async def channel_report(session: AsyncSession, registry: ProviderRegistry) -> l
 async def list_tasks(
     session: AsyncSession,
     *,
-    status: str | None = None,
+    status: VideoStatus | str | None = None,
     owner: str | None = None,
     api_key_id: str | None = None,
     model: str | None = None,
@@ -207,7 +208,13 @@ async def list_tasks(
         anchor = await videos_repo.get(session, after)
         if anchor is None:
             raise InvalidRequest(f"Unknown 'after' cursor '{after}'.", param="after", code="invalid_value")
-    filters = {"status": status, "owner": owner, "api_key_id": api_key_id, "model": model, "channel": channel}
+    filters: dict[str, str | VideoStatus | None] = {
+        "status": None if status is None else VideoStatus(status),
+        "owner": owner,
+        "api_key_id": api_key_id,
+        "model": model,
+        "channel": channel,
+    }
     return await videos_repo.list_all(session, filters=filters, deleted=deleted, after=anchor, limit=limit)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, and_, case, func, select, true
+from sqlalchemy import and_, case, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.providers.base import VideoStatus
 from app.videos.models import Video
 
 
@@ -24,15 +25,15 @@ async def totals(
         conds.append(Video.api_key_id == key_id)
     if model:
         conds.append(Video.model == model)
-    completed = Video.status == "completed"
+    completed = Video.status == VideoStatus.completed
     q = (
         select(
             Video.api_key_id,
             Video.model,
             func.count().label("tasks"),
             func.sum(case((completed, 1), else_=0)).label("completed"),
-            func.sum(case((Video.status == "failed", 1), else_=0)).label("failed"),
-            func.sum(case((completed, func.cast(Video.seconds, Float())), else_=0.0)).label("seconds"),
+            func.sum(case((Video.status == VideoStatus.failed, 1), else_=0)).label("failed"),
+            func.sum(case((completed, Video.seconds), else_=0)).label("seconds"),
             func.coalesce(func.sum(Video.charged_credits), 0.0).label("credits_charged"),
             func.sum(case((Video.settlement.is_(None), Video.reserved_credits), else_=0.0)).label("credits_reserved"),
         )

@@ -33,7 +33,7 @@ from app.videos.inputs import (
     common_fields,
     resolve_image,
 )
-from app.videos.models import Video
+from app.videos.models import Video, VideoInputs
 from app.videos.parsing import ParsedBody, Upload
 from app.videos.reads import not_found
 
@@ -112,9 +112,8 @@ class Draft:
 def _priced(gw: Gateway, route: Route, draft: Draft, *, seconds: int) -> Draft:
     """Attach the route and the credits to reserve for the seconds this task will produce."""
     row = draft.video
-    w, h = (int(x) for x in row.size.split("x"))
     names = [route.requested, route.caps.name]
-    row.reserved_credits = usage.cost(gw.registry.prices, names, w, h, seconds)
+    row.reserved_credits = usage.cost(gw.registry.prices, names, row.width, row.height, seconds)
     draft.route = route
     return draft
 
@@ -185,13 +184,14 @@ def _new_row(key: ApiKey, route: Route, *, prompt: str, w: int, h: int, seconds:
         model=route.requested,
         provider=route.caps.provider,
         vendor_model=route.caps.name,
-        status=pb.VideoStatus.queued.value,
+        status=pb.VideoStatus.queued,
         progress=0,
         prompt=prompt,
-        size=f"{w}x{h}",
-        seconds=str(seconds),
+        width=w,
+        height=h,
+        seconds=seconds,
         quality="standard",
-        params={},
+        inputs=VideoInputs(),
         created_ns=t,
         created_at=t // 1_000_000_000,
         updated_at=t / 1e9,
@@ -199,6 +199,8 @@ def _new_row(key: ApiKey, route: Route, *, prompt: str, w: int, h: int, seconds:
         assets={},
         poll_count=0,
         poll_errors=0,
+        submit_attempts=0,
+        download_attempts=0,
     )
 
 
@@ -209,7 +211,7 @@ async def draft_create(gw: Gateway, session: AsyncSession, key: ApiKey, body: Pa
     row = _new_row(key, route, prompt=f.prompt, w=w, h=h, seconds=s, op="create")
     draft = Draft(row)
     await _images(gw, route, f, draft)
-    row.params = {"metadata": f.metadata, "characters": await _characters(session, key, f.characters)}
+    row.inputs = VideoInputs(metadata=f.metadata, characters=await _characters(session, key, f.characters))
     return _priced(gw, route, draft, seconds=s)
 
 
@@ -217,7 +219,7 @@ async def _source_video(session: AsyncSession, key: ApiKey, video_id: str, *, op
     src = await repo.get_owned(session, key.owner, video_id)
     if src is None:
         raise not_found(video_id)
-    if src.status != pb.VideoStatus.completed.value:
+    if src.status != pb.VideoStatus.completed:
         raise errors.InvalidRequest(
             f"Video '{video_id}' is {src.status}; only a completed video can be used for {op}.",
             param=param,
@@ -238,12 +240,11 @@ async def draft_remix(gw: Gateway, session: AsyncSession, key: ApiKey, video_id:
     src = await _source_video(session, key, video_id, op="remix", param="video_id")
     route = route_for(gw, key, src.model)
     _require(route, "remix", route.caps.remix)
-    w, h = (int(x) for x in src.size.split("x"))
-    row = _new_row(key, route, prompt=f.prompt, w=w, h=h, seconds=int(src.seconds), op="remix")
+    row = _new_row(key, route, prompt=f.prompt, w=src.width, h=src.height, seconds=src.seconds, op="remix")
     row.remixed_from_video_id = src.id
     row.source_video_id = src.id
-    row.params = {"metadata": f.metadata, "characters": []}
-    return _priced(gw, route, Draft(row), seconds=int(row.seconds))
+    row.inputs = VideoInputs(metadata=f.metadata)
+    return _priced(gw, route, Draft(row), seconds=row.seconds)
 
 
 async def _edit_like(
@@ -259,8 +260,7 @@ async def _edit_like(
     if f.video.video_id is not None:
         src = await _source_video(session, key, f.video.video_id, op=op, param="video")
         route = route_for(gw, key, f.model or src.model)
-        w, h = (int(x) for x in src.size.split("x"))
-        secs = int(src.seconds)
+        w, h, secs = src.width, src.height, src.seconds
         row = _new_row(key, route, prompt=f.prompt, w=w, h=h, seconds=secs, op=op)
         row.source_video_id = src.id
         return f, route, Draft(row), w, h, secs
@@ -285,8 +285,8 @@ async def _edit_like(
 async def draft_edit(gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody) -> Draft:
     f, route, draft, *_ = await _edit_like(gw, session, key, body, op="edit")
     _require(route, "edits", route.caps.edit)
-    draft.video.params = {"metadata": f.metadata, "characters": []}
-    return _priced(gw, route, draft, seconds=int(draft.video.seconds))
+    draft.video.inputs = VideoInputs(metadata=f.metadata)
+    return _priced(gw, route, draft, seconds=draft.video.seconds)
 
 
 async def draft_extend(gw: Gateway, session: AsyncSession, key: ApiKey, body: ParsedBody) -> Draft:
@@ -312,11 +312,6 @@ async def draft_extend(gw: Gateway, session: AsyncSession, key: ApiKey, body: Pa
             param="seconds",
             code="invalid_value",
         )
-    draft.video.seconds = str(total)
-    draft.video.params = {
-        "metadata": f.metadata,
-        "characters": [],
-        "segment_seconds": segment,
-        "source_seconds": src_secs,
-    }
+    draft.video.seconds = total
+    draft.video.inputs = VideoInputs(metadata=f.metadata, segment_seconds=segment, source_seconds=src_secs)
     return _priced(gw, route, draft, seconds=segment)

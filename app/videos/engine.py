@@ -191,9 +191,9 @@ class TaskEngine:
         else:
             # status is monotone like progress: a vendor that reports an earlier state again (queued after
             # in_progress) does not send the video back
-            status = pb.VideoStatus.in_progress if row.status == pb.VideoStatus.in_progress.value else snap.status
-            if status.value != row.status:
-                self.gw.metrics.task_transition(row.provider, status.value)
+            status = pb.VideoStatus.in_progress if row.status == pb.VideoStatus.in_progress else snap.status
+            if status != row.status:
+                self.gw.metrics.task_transition(row.provider, status)
             delay = self._interval(row.poll_count)
             if snap.poll_after is not None:
                 delay = min(snap.poll_after, self.settings.poll_max_interval_ms / 1000)
@@ -202,7 +202,7 @@ class TaskEngine:
                     s,
                     row.id,
                     self.owner,
-                    status=status.value,
+                    status=status,
                     progress=max(row.progress, min(99, snap.progress or 0)),
                     poll_count=row.poll_count + 1,
                     poll_errors=0,
@@ -233,7 +233,7 @@ class TaskEngine:
         return True
 
     async def _submit(self, row: Video) -> None:
-        attempts = int((row.params or {}).get("submit_attempts", 0)) + 1
+        attempts = row.submit_attempts + 1
         if await self._recover(row):
             return
         route = self.gw.registry.resolve(row.model) or self.gw.registry.resolve(row.vendor_model)
@@ -251,9 +251,10 @@ class TaskEngine:
                     row, err.code or "upstream_unavailable", f"No channel accepted the task: {err.message}"
                 )
                 return
-            params = {**(row.params or {}), "submit_attempts": attempts}
             async with self.gw.sessionmaker() as s:
-                await repo.release(s, row.id, self.owner, params=params, next_poll_at=now() + self._backoff(attempts))
+                await repo.release(
+                    s, row.id, self.owner, submit_attempts=attempts, next_poll_at=now() + self._backoff(attempts)
+                )
                 await s.commit()
             return
         except pb.ProviderError as exc:
@@ -286,7 +287,7 @@ class TaskEngine:
                 # counted apart from poll errors (a poll that reports `completed` does not reset those), and
                 # a body that does not decode is retried too: it may be a flaky upstream's error page
                 # a full disk is retried the same way (space may be freed), and named if it lasts
-                attempts = int((row.params or {}).get("download_attempts", 0)) + 1
+                attempts = row.download_attempts + 1
                 full = is_storage_full(exc)
                 log.log(
                     logging.ERROR if full else logging.WARNING,
@@ -311,10 +312,13 @@ class TaskEngine:
                     else:
                         await self._fail(row, "asset_unavailable", "The generated video could not be retrieved.")
                 else:
-                    params = {**(row.params or {}), "download_attempts": attempts}
                     async with self.gw.sessionmaker() as s:
                         await repo.release(
-                            s, row.id, self.owner, params=params, next_poll_at=now() + self._backoff(attempts)
+                            s,
+                            row.id,
+                            self.owner,
+                            download_attempts=attempts,
+                            next_poll_at=now() + self._backoff(attempts),
                         )
                         await s.commit()
                 return
@@ -328,18 +332,19 @@ class TaskEngine:
         }
         assets["video"]["audio"] = info.has_audio  # whether the stored MP4 carries a sound track
         values: dict[str, Any] = {
-            "status": pb.VideoStatus.completed.value,
+            "status": pb.VideoStatus.completed,
             "progress": 100,
             "completed_at": int(t),
             "expires_at": int(t + self.settings.retention_hours * 3600),
             "assets": assets,
             # what the vendor reported at the end (e.g. its video id, needed to extend the video later)
             "vendor_meta": {**(row.vendor_meta or {}), **snap.meta, **({"usage": snap.usage} if snap.usage else {})},
-            "size": f"{info.width}x{info.height}",
-            "seconds": str(max(1, round(info.seconds))),
+            "width": info.width,
+            "height": info.height,
+            "seconds": max(1, round(info.seconds)),
             "next_poll_at": None,
         }
-        produced = float(values["seconds"]) - float((row.params or {}).get("source_seconds") or 0)
+        produced = float(values["seconds"] - (row.inputs.source_seconds or 0))
         charge = usage.cost(
             self.gw.registry.prices, [row.model, row.vendor_model], info.width, info.height, produced, units=snap.usage
         )
@@ -348,12 +353,12 @@ class TaskEngine:
             done = await repo.release(s, row.id, self.owner, **values)
             if done:  # in the same transaction as the transition: charged and announced exactly once
                 await usage.settle(s, row, charged=charge)
-                await enqueue_video_event(s, row, status=pb.VideoStatus.completed.value)
+                await enqueue_video_event(s, row, status=pb.VideoStatus.completed)
             await s.commit()
         if not done:
             log.info("task %s was finished or taken over elsewhere; dropping this copy", row.id)
             return
-        self.gw.metrics.task_transition(row.provider, "completed")
+        self.gw.metrics.task_transition(row.provider, pb.VideoStatus.completed)
         self.gw.wake_webhooks()
         await submission.discard_inputs(self.gw, row.id)
 
@@ -396,7 +401,7 @@ class TaskEngine:
                 s,
                 row.id,
                 self.owner,
-                status=pb.VideoStatus.failed.value,
+                status=pb.VideoStatus.failed,
                 error_code=code[:200],
                 error_message=message,
                 completed_at=int(now()),
@@ -404,11 +409,11 @@ class TaskEngine:
             )
             if done:  # refunded and announced in the same transaction as the transition, exactly once
                 await usage.settle(s, row, charged=0.0)
-                await enqueue_video_event(s, row, status=pb.VideoStatus.failed.value)
+                await enqueue_video_event(s, row, status=pb.VideoStatus.failed)
             await s.commit()
         if not done:  # finished elsewhere, or another worker holds it now (and may still need its inputs)
             return
-        self.gw.metrics.task_transition(row.provider, "failed")
+        self.gw.metrics.task_transition(row.provider, pb.VideoStatus.failed)
         self.gw.wake_webhooks()
         await submission.discard_inputs(self.gw, row.id)
 

@@ -39,13 +39,13 @@ async def signed_input(
 ) -> Response:
     _check(gw, "input", video_id, name, expires, signature)
     row = await repo.get(session, video_id)
-    entry = (row.params or {}).get(f"image_{name}") if row is not None else None
+    entry = row.inputs.image(name) if row is not None else None
     gone = errors.NotFound("This input is no longer available.", code="input_not_found")
-    if not entry or not entry.get("key"):
+    if entry is None or not entry.key:
         raise gone
-    mime = entry.get("mime") or "application/octet-stream"
+    mime = entry.mime or "application/octet-stream"
     try:
         # opened before answering: inputs are discarded when their task finishes, maybe right now
-        return await gw.storage.serve(entry["key"], request, media_type=mime, filename=name, disposition="inline")
+        return await gw.storage.serve(entry.key, request, media_type=mime, filename=name, disposition="inline")
     except FileNotFoundError:
         raise gone from None

@@ -41,6 +41,7 @@ from app.keys import service as keys
 from app.keys.access import check_key
 from app.keys.models import ApiKey
 from app.observability import logs
+from app.providers.base import VideoStatus
 from app.readcache import KeyEntry, ReadCache, VideoEntry
 from app.videos import reads, schemas
 from app.videos import repository as repo
@@ -201,7 +202,7 @@ class HotReadMiddleware:
                 return None
         poll = reads.poll_after_ms(gw, cast(Video, entry)) if entry.unfinished else None
         body = entry.body
-        if entry.status == "completed":
+        if entry.status == VideoStatus.completed:
             url = reads.signed_url(gw, cast(Video, entry), base=link_base(gw.settings, request))
             if url:
                 body = body[:-1] + b',"url":' + render(url) + b"}"
@@ -254,8 +255,8 @@ class HotReadMiddleware:
                 return None
             entry = VideoEntry(
                 id=row.id,
-                status=str(getattr(row.status, "value", row.status)),
-                unfinished=row.status in ("queued", "in_progress"),
+                status=VideoStatus(row.status).value,
+                unfinished=reads.unfinished(row),
                 body=render(schemas.video_object(row)),
                 expires_at=row.expires_at,
                 assets_purged_at=row.assets_purged_at,

@@ -28,6 +28,11 @@ def not_found(video_id: str) -> errors.NotFound:
     return errors.NotFound("No video found with that id for this API key.", param="video_id", code="video_not_found")
 
 
+def unfinished(row: Video) -> bool:
+    """Queued or in progress: still worked on by the engine."""
+    return row.status in repo.ACTIVE
+
+
 async def get_video(session: AsyncSession, key: ApiKey, video_id: str) -> Video:
     row = await repo.get_owned(session, key.owner, video_id)
     if row is None:
@@ -63,7 +68,7 @@ async def delete_video(gw: Gateway, session: AsyncSession, key: ApiKey, video_id
 async def discard(gw: Gateway, session: AsyncSession, row: Video) -> None:
     """Delete a finished video (its row stays, marked, for usage): the API's DELETE and the dashboard's."""
     video_id = row.id
-    if row.status in repo.ACTIVE:
+    if unfinished(row):
         raise errors.InvalidRequest(
             f"Video '{video_id}' is still {row.status}; it can be deleted once it has completed or failed.",
             param="video_id",
@@ -84,11 +89,11 @@ async def asset(gw: Gateway, row: Video, variant: str) -> tuple[str, str, str]:
             param="variant",
             code="invalid_value",
         )
-    if row.status != pb.VideoStatus.completed.value:
+    if row.status != pb.VideoStatus.completed:
         raise errors.InvalidRequest(
             f"Video '{row.id}' is {row.status}; its content is available once it has completed.",
             param="video_id",
-            code="video_not_ready" if row.status in repo.ACTIVE else "video_failed",
+            code="video_not_ready" if unfinished(row) else "video_failed",
         )
     if row.assets_purged_at is not None or _expired(row):
         raise _expired_error(row)
@@ -127,7 +132,7 @@ async def serve_asset(
 
 
 def signed_url(gw: Gateway, row: Video, *, base: str, variant: str = "video") -> str | None:
-    if row.status != pb.VideoStatus.completed.value or row.assets_purged_at is not None:
+    if row.status != pb.VideoStatus.completed or row.assets_purged_at is not None:
         return None
     # a fresh link on every retrieve, for the URL TTL; never past the asset's own expiry
     expires = int(now()) + gw.settings.url_ttl_seconds

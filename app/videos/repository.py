@@ -15,7 +15,7 @@ from app.jobs import repository as claims
 from app.providers.base import TERMINAL, VideoStatus
 from app.videos.models import Character, IdempotencyKey, Video
 
-ACTIVE = (VideoStatus.queued.value, VideoStatus.in_progress.value)
+ACTIVE = (VideoStatus.queued, VideoStatus.in_progress)
 
 
 async def get_owned(session: AsyncSession, owner: str, video_id: str) -> Video | None:
@@ -139,7 +139,7 @@ async def expired_unpurged(session: AsyncSession, *, limit: int = 100) -> Sequen
         await session.scalars(
             select(Video)
             .where(
-                Video.status == VideoStatus.completed.value,
+                Video.status == VideoStatus.completed,
                 Video.expires_at.is_not(None),
                 Video.expires_at <= t,
                 Video.assets_purged_at.is_(None),
@@ -163,7 +163,12 @@ async def mark_settled(session: AsyncSession, video_id: str, *, charged: float) 
 
 
 async def list_all(
-    session: AsyncSession, *, filters: dict[str, str | None], deleted: bool | None, after: Video | None, limit: int
+    session: AsyncSession,
+    *,
+    filters: dict[str, str | VideoStatus | None],
+    deleted: bool | None,
+    after: Video | None,
+    limit: int,
 ) -> tuple[list[Video], bool]:
     """Tasks of every owner, newest first, matching `filters` (column name -> value; None: any)."""
     q = select(Video)
@@ -194,14 +199,14 @@ async def unfinished_by_channel(session: AsyncSession) -> dict[str, int]:
     return {str(fp): int(n) for fp, n in (await session.execute(q)).all()}
 
 
-async def count_by_provider_status(session: AsyncSession) -> list[tuple[str, str, int]]:
+async def count_by_provider_status(session: AsyncSession) -> list[tuple[str, VideoStatus, int]]:
     """Live (undeleted) tasks per provider and status, for /metrics."""
     q = (
         select(Video.provider, Video.status, func.count())
         .where(Video.deleted_at.is_(None))
         .group_by(Video.provider, Video.status)
     )
-    return [(str(p), str(st), int(n)) for p, st, n in (await session.execute(q)).all()]
+    return [(str(p), VideoStatus(st), int(n)) for p, st, n in (await session.execute(q)).all()]
 
 
 # -- idempotency keys

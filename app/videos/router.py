@@ -32,7 +32,7 @@ def _with_poll_header(gw: Any, request: Request, row: Video, *, replayed: bool =
     resp = JSONResponse(_video(gw, request, row))
     if replayed:
         resp.headers[idempotency.REPLAYED_HEADER] = "true"
-    if row.status in ("queued", "in_progress"):
+    if reads.unfinished(row):
         resp.headers["openai-poll-after-ms"] = str(reads.poll_after_ms(gw, row))
     return resp
 

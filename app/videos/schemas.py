@@ -9,30 +9,32 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.providers.base import VideoStatus
 from app.videos.models import Character, Video
 
 
 def video_object(row: Video, *, url: str | None = None) -> dict[str, Any]:
+    status = VideoStatus(row.status)
     error = None
-    if row.status == "failed":
+    if status == VideoStatus.failed:
         error = {"code": row.error_code or "generation_failed", "message": row.error_message or "Generation failed."}
     body: dict[str, Any] = {
         "id": row.id,
         "object": "video",
         "model": row.model,
-        "status": row.status,
+        "status": status.value,
         "progress": int(row.progress),
         "created_at": int(row.created_at),
         "completed_at": row.completed_at,
         "expires_at": row.expires_at,
         "prompt": row.prompt,
-        "size": row.size,
+        "size": f"{row.width}x{row.height}",
         "seconds": str(row.seconds),
         "remixed_from_video_id": row.remixed_from_video_id,
         "error": error,
         "quality": row.quality,
     }
-    if row.status == "completed" and url:
+    if status == VideoStatus.completed and url:
         body["url"] = url
     return body
 

@@ -32,7 +32,7 @@ from app.usage import service as usage
 from app.videos import idempotency
 from app.videos import repository as repo
 from app.videos.drafts import IMAGE_EXT, Draft
-from app.videos.models import Video
+from app.videos.models import StoredImage, Video
 from app.videos.reads import not_found
 from app.videos.upstream import provider_error
 
@@ -64,12 +64,12 @@ async def _store_inputs(gw: Gateway, draft: Draft) -> None:
     for name, img in (("first", draft.image), ("last", draft.last_frame)):
         if img is None:
             continue
-        entry: dict[str, Any] = {"url": img.url, "mime": img.mime}
+        key = None
         if img.data is not None:
             key = f"inputs/{row.id}/{name}.{IMAGE_EXT.get(img.mime or '', 'bin')}"
             await gw.storage.write_bytes(key, img.data)
-            entry["key"] = key
-        row.params = {**row.params, f"image_{name}": entry}
+        stored = StoredImage(url=img.url, mime=img.mime, key=key)
+        row.inputs = row.inputs.model_copy(update={f"image_{name}": stored})
 
 
 async def _store_source_upload(gw: Gateway, draft: Draft) -> None:
@@ -82,7 +82,7 @@ async def _store_source_upload(gw: Gateway, draft: Draft) -> None:
         await gw.storage.put_file(key, tmp)
     finally:
         tmp.unlink(missing_ok=True)
-    draft.video.params = {**draft.video.params, "source_key": key}
+    draft.video.inputs = draft.video.inputs.model_copy(update={"source_key": key})
 
 
 async def discard_inputs(gw: Gateway, video_id: str) -> None:
@@ -100,21 +100,21 @@ def input_url(gw: Gateway, video_id: str, name: str, *, base: str | None) -> str
 
 async def build_request(gw: Gateway, row: Video) -> pb.GenerationRequest:
     """The provider-neutral request for a stored row (used at create time and by the engine's retries)."""
-    params = row.params or {}
+    inputs = row.inputs
 
     async def image(name: str) -> pb.ImageInput | None:
-        entry = params.get(f"image_{name}")
-        if not entry:
+        entry = inputs.image(name)
+        if entry is None:
             return None
-        data = await gw.storage.read_bytes(entry["key"]) if entry.get("key") else None
-        url = entry.get("url")
-        if url is None and entry.get("key"):
+        data = await gw.storage.read_bytes(entry.key) if entry.key else None
+        url = entry.url
+        if url is None and entry.key:
             url = input_url(gw, row.id, name, base=None)
-        return pb.ImageInput(data=data, mime=entry.get("mime"), url=url)
+        return pb.ImageInput(data=data, mime=entry.mime, url=url)
 
     source: pb.VendorTask | None = None
     source_path = None
-    source_seconds = params.get("source_seconds")
+    source_seconds = inputs.source_seconds
     if row.source_video_id:
         async with gw.sessionmaker() as s:
             src = await repo.get(s, row.source_video_id)
@@ -124,23 +124,21 @@ async def build_request(gw: Gateway, row: Video) -> pb.GenerationRequest:
             video_key = (src.assets or {}).get("video", {}).get("key")
             if video_key and await gw.storage.exists(video_key):
                 source_path = await gw.storage.materialize(video_key)
-            source_seconds = source_seconds or int(src.seconds)
-    elif params.get("source_key"):
-        source_path = await gw.storage.materialize(params["source_key"])
-    w, h = (int(x) for x in row.size.split("x"))
-    seconds = int(params.get("segment_seconds") or row.seconds)
+            source_seconds = source_seconds or src.seconds
+    elif inputs.source_key:
+        source_path = await gw.storage.materialize(inputs.source_key)
     return pb.GenerationRequest(
         task_id=row.id,
         model=row.vendor_model,
         prompt=row.prompt or "",
-        width=w,
-        height=h,
-        seconds=seconds,
+        width=row.width,
+        height=row.height,
+        seconds=inputs.segment_seconds or row.seconds,
         operation=row.operation,  # type: ignore[arg-type]
         image=await image("first"),
         last_frame=await image("last"),
-        extras=dict(params.get("metadata") or {}),
-        characters=tuple(params.get("characters") or ()),
+        extras=dict(inputs.metadata),
+        characters=tuple(inputs.characters),
         source=source,
         source_video=source_path,
         source_seconds=source_seconds,
@@ -330,6 +328,6 @@ async def submit_draft(gw: Gateway, key: ApiKey, draft: Draft) -> Video:
         raise provider_error(exc) from None
     if not await record_submitted(gw, row, channel, task, owner=owner):
         return row
-    gw.metrics.task_transition(channel.vendor, "queued")
+    gw.metrics.task_transition(channel.vendor, pb.VideoStatus.queued)
     gw.wake_engine()
     return row

@@ -37,7 +37,7 @@ def event_body(*, event_id: str, event_type: str, video_id: str, created_at: int
     return json.dumps(event, separators=(",", ":"))
 
 
-async def enqueue_video_event(session: AsyncSession, video: Video, *, status: str | None = None) -> int:
+async def enqueue_video_event(session: AsyncSession, video: Video, *, status: VideoStatus | None = None) -> int:
     """Queue `video.completed` / `video.failed` for every enabled endpoint that wants it.
 
     Call it in the transaction that makes the video terminal, so each finished task enqueues exactly once.
@@ -45,7 +45,7 @@ async def enqueue_video_event(session: AsyncSession, video: Video, *, status: st
     Returns the number of deliveries created.
     """
     terminal = status if status is not None else video.status
-    event_type = VIDEO_COMPLETED if terminal == VideoStatus.completed.value else VIDEO_FAILED
+    event_type = VIDEO_COMPLETED if terminal == VideoStatus.completed else VIDEO_FAILED
     endpoints = await repo.enabled_endpoints_for(session, video.owner)
     # event types are filtered here rather than in SQL: JSON containment differs between SQLite and PostgreSQL
     targets = [ep for ep in endpoints if event_type in (ep.event_types or ())]

@@ -16,6 +16,7 @@ from app.channels import service as channels
 from app.channels.models import ChannelRecord
 from app.db import new_id, now
 from app.main import create_app
+from app.providers.base import VideoStatus
 from app.videos.models import Video
 from tests.conftest import make_settings, new_key
 from tests.support.api import assert_error, finish
@@ -324,9 +325,10 @@ class TestChannels:
             vendor_model="sandbox",
             channel="old-account",
             channel_fp=fp,
-            status="in_progress",
-            size="64x64",
-            seconds="1",
+            status=VideoStatus.in_progress,
+            width=64,
+            height=64,
+            seconds=1,
             created_ns=time.time_ns(),
             created_at=int(t),
             updated_at=t,

@@ -316,7 +316,7 @@ class TestLargeTables:
 
         from sqlalchemy import insert
 
-        from app.videos.models import Video
+        from app.videos.models import Video, VideoInputs
 
         c, _ = admin
         t0 = 1_790_000_000
@@ -333,10 +333,11 @@ class TestLargeTables:
                 "status": ("completed", "failed")[i % 2],
                 "progress": 100,
                 "prompt": f"bulk {i}",
-                "size": "1280x720",
-                "seconds": "4",
+                "width": 1280,
+                "height": 720,
+                "seconds": 4,
                 "quality": "standard",
-                "params": {},
+                "inputs": VideoInputs(),
                 "vendor_meta": {},
                 "assets": {},
                 "created_ns": (t0 + i) * 10**9,

@@ -91,7 +91,7 @@ class TestLifecycle:
             assert await r.used() == 2.0
             await r.step(vid)
             row = await r.video(vid)
-            assert (row.size, row.seconds, row.charged_credits) == ("1280x720", "1", 2.0)
+            assert (row.width, row.height, row.seconds, row.charged_credits) == (1280, 720, 1, 2.0)
             assert await r.used() == 2.0
 
     async def test_failure_refunds_the_reservation(self, database_url, tmp_path) -> None:

@@ -166,7 +166,7 @@ class TestCompletion:
             row = await r.video(vid)
             assert (row.status, row.progress, row.error_code) == ("completed", 100, None)
             # what was produced (a 2 s 96x64 clip), not what was asked for
-            assert (row.size, row.seconds) == ("96x64", "2")
+            assert (row.width, row.height, row.seconds) == (96, 64, 2)
             assert row.completed_at is not None
             assert row.expires_at == row.completed_at + r.gw.settings.retention_hours * 3600
             assert row.vendor_meta["vendor_video"] == "v-9"
@@ -306,7 +306,7 @@ class TestDownloads:
             for attempt in (1, 2):
                 await r.step(vid)
                 row = await r.video(vid)
-                assert row.status == "queued" and row.params["download_attempts"] == attempt
+                assert row.status == "queued" and row.download_attempts == attempt
                 assert row.claimed_by is None and row.next_poll_at > time.time()
             await r.step(vid)
             row = await r.video(vid)
@@ -356,7 +356,7 @@ class TestSubmitRetries:
                 t0 = time.time()
                 await r.step(vid)
                 row = await r.video(vid)
-                assert row.status == "queued" and row.params["submit_attempts"] == attempt
+                assert row.status == "queued" and row.submit_attempts == attempt
                 assert row.next_poll_at > t0  # backed off
             await r.step(vid)
             row = await r.video(vid)

@@ -20,6 +20,7 @@ from sqlalchemy import delete, select
 
 from app.db import new_id, now
 from app.main import create_app
+from app.providers.base import VideoStatus
 from app.videos.models import Video
 from app.webhooks import signing
 from app.webhooks.dispatcher import WebhookDispatcher
@@ -59,10 +60,11 @@ class Harness:
             model="sora-2",
             provider="sandbox",
             vendor_model="sandbox",
-            status=status,
+            status=VideoStatus(status),
             progress=100 if status == "completed" else 0,
-            size="64x64",
-            seconds="1",
+            width=64,
+            height=64,
+            seconds=1,
             created_ns=time.time_ns(),
             created_at=int(t),
             updated_at=t,
