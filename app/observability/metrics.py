@@ -23,13 +23,14 @@ from prometheus_client.exposition import choose_encoder
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.providers.base import VideoStatus
 from app.videos import repository as videos_repo
 
 log = logging.getLogger("vidgate.metrics")
 
 UNMATCHED = "unmatched"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-STATUSES = ("queued", "in_progress", "completed", "failed")
+STATUSES = tuple(s.value for s in VideoStatus)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 MAX_LABEL = 64
