@@ -10,10 +10,12 @@ import httpx
 import pytest
 
 from app.providers import base as pb
+from app.providers.kling import KlingProvider
 from app.providers.luma import LumaProvider
 from app.providers.runway import RunwayProvider
 from app.providers.seedance import SeedanceProvider
-from tests.fakes import luma, runway
+from app.providers.vidu import ViduProvider
+from tests.fakes import kling, luma, runway, vidu
 from tests.fakes import seedance as seedance_fake
 
 CASES: list[tuple[str, Callable[[], tuple[Any, Any]], Callable[[httpx.AsyncClient, str], Any], str, str]] = [
@@ -31,6 +33,20 @@ CASES: list[tuple[str, Callable[[], tuple[Any, Any]], Callable[[httpx.AsyncClien
         lambda c, k: SeedanceProvider(c, api_key=k, base_url="http://fake"),
         "ark-check",
         "Ark accepted",
+    ),
+    (
+        "vidu",
+        lambda: vidu.make_app(api_key="vda_check"),
+        lambda c, k: ViduProvider(c, api_key=k, base_url="http://fake"),
+        "vda_check",
+        "1000 credits left",
+    ),
+    (
+        "kling",
+        lambda: kling.make_app(),
+        lambda c, k: KlingProvider(c, access_key=kling.AK, secret_key=k, base_url="http://fake"),
+        kling.SK,
+        "Kling accepted",
     ),
 ]
 

@@ -190,6 +190,11 @@ class KlingProvider:
         except ValidationError as exc:
             raise Unavailable(PROVIDER, f"unexpected Kling task shape: {exc}", vendor_code="bad_body") from None
 
+    async def check_credentials(self) -> str | None:
+        """The dashboard's Test: listing one text-to-video task costs nothing and needs a valid JWT."""
+        await self._call("GET", "/v1/videos/text2video?pageNum=1&pageSize=1")
+        return "Kling accepted the access key and secret (listed tasks)."
+
     async def find_by_external_id(self, external_task_id: str, *, family: str) -> VendorTask | None:
         """The task created with `external_task_id` (vidgate's id) on `family`, or None if Kling has none."""
         if family not in FAMILIES:
@@ -261,6 +266,8 @@ class KlingProvider:
                 )
             raise map_error(resp.status_code, payload, retry_after=retry_after(resp.headers))
         data = payload.get("data")
+        if isinstance(data, list) and method == "GET":
+            return {"items": data}  # a task listing
         if not isinstance(data, dict):
             raise Unavailable(PROVIDER, "Kling reply has no data object", vendor_code="bad_body")
         return data

@@ -122,6 +122,17 @@ class ViduProvider:
             raise map_error(resp.status_code, data, retry_after=retry_after(resp.headers))
         return data
 
+    async def check_credentials(self) -> str | None:
+        """The dashboard's Test: `GET /ent/v2/credits` costs nothing and needs the key."""
+        data = await self._call("GET", "/credits")
+        remains = data.get("remains")
+        left = (
+            sum(int(r.get("credit_remain") or 0) for r in remains if isinstance(r, dict))
+            if isinstance(remains, list)
+            else None
+        )
+        return f"Vidu accepted the key; {left} credits left." if left is not None else None
+
     async def submit(self, req: GenerationRequest) -> VendorTask:
         endpoint = endpoint_for(req)
         body = build_body(req)
