@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Generator
 from dataclasses import replace
 from typing import Any, Final
@@ -47,7 +46,7 @@ from app.providers.base import (
     VendorTask,
     VideoStatus,
 )
-from app.providers.http import json_body, request, retry_after, stream
+from app.providers.http import InlineResults, json_body, request, retry_after, stream
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +73,6 @@ DIALECT = veo.Dialect(
     generate_audio=False,
 )
 MODELS = DIALECT.caps(MODEL_TABLE)
-
-_RESULTS_KEPT = 8  # inline results between a poll and its download
 
 
 class _Video(BaseModel):
@@ -162,7 +159,7 @@ class GeminiProvider:
         self._auth = ApiKeyAuth(api_key, self._base)
         self._timeout = timeout
         self._clock = clock
-        self._inline: OrderedDict[str, str] = OrderedDict()
+        self._inline = InlineResults(PROVIDER)
 
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None, *, polling: bool) -> Any:
         resp = await request(
@@ -224,7 +221,7 @@ class GeminiProvider:
         if snap.status is not VideoStatus.completed:
             return snap
         if snap.video_url == "inline:":
-            self._keep(task.vendor_task_id, _inline_video(data))
+            self._inline.keep(task.vendor_task_id, _inline_video(data))
         return replace(
             snap,
             seconds=task.meta.get("seconds"),
@@ -233,17 +230,9 @@ class GeminiProvider:
             has_audio=task.meta.get("audio"),
         )
 
-    def _keep(self, name: str, b64: str) -> None:
-        self._inline[name] = b64
-        while len(self._inline) > _RESULTS_KEPT:
-            self._inline.popitem(last=False)
-
     async def download(self, task: VendorTask, snap: TaskSnapshot) -> AsyncIterator[bytes]:
         if snap.video_url == "inline:":
-            b64 = self._inline.pop(task.vendor_task_id, None)
-            if b64 is None:  # a later attempt: the next poll keeps it again
-                raise Unavailable(PROVIDER, "the inline video is no longer held; poll again", vendor_code="inline")
-            for chunk in veo.b64_chunks(b64):
+            for chunk in self._inline.stream(task.vendor_task_id):
                 yield chunk
             return
         async for chunk in self._fetch(snap.video_url):

@@ -8,9 +8,11 @@ parts that used to be copied, and had drifted, from one adapter to the next.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -143,3 +145,36 @@ async def _raise_vendor_error(resp: httpx.Response, error: Callable[[httpx.Respo
     exc = error(resp)
     if exc is not None:
         raise exc
+
+
+def b64_chunks(text: str, chunk_size: int = 64 * 1024) -> Iterator[bytes]:
+    """Decode standard base64 a slice at a time, so the video is never held twice as bytes."""
+    step = chunk_size // 3 * 4  # a multiple of 4 characters decodes on its own
+    for start in range(0, len(text), step):
+        yield base64.b64decode(text[start : start + step], validate=True)
+
+
+class InlineResults:
+    """Videos a vendor answered inline (base64 in the poll answer), held from that poll to its download:
+    the newest `kept` only, each handed out once (a later attempt polls again)."""
+
+    def __init__(self, provider: str, *, kept: int = 8) -> None:
+        self.provider, self.kept = provider, kept
+        self._held: OrderedDict[str, str] = OrderedDict()
+
+    def keep(self, task_id: str, b64: str) -> None:
+        self._held[task_id] = b64
+        while len(self._held) > self.kept:
+            self._held.popitem(last=False)
+
+    def stream(self, task_id: str) -> Iterator[bytes]:
+        """The decoded video; Unavailable when it is no longer held or is not valid base64."""
+        b64 = self._held.pop(task_id, None)
+        if b64 is None:
+            raise Unavailable(self.provider, "the inline video is no longer held; poll again", vendor_code="inline")
+        try:
+            yield from b64_chunks(b64)
+        except ValueError as exc:
+            raise Unavailable(
+                self.provider, f"the inline video is not valid base64: {exc}", vendor_code="inline"
+            ) from None

@@ -30,7 +30,6 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -433,13 +432,6 @@ def filtered(reasons: list[str] | None, count: int | None) -> TaskSnapshot:
 
 def running(elapsed: float, typical: float) -> TaskSnapshot:
     return TaskSnapshot(status=VideoStatus.in_progress, progress=synthetic_progress(elapsed, typical))
-
-
-def b64_chunks(text: str, chunk_size: int = 64 * 1024) -> Iterator[bytes]:
-    """Decode standard base64 a slice at a time, so the video is never held twice as bytes."""
-    step = chunk_size // 3 * 4  # a multiple of 4 characters decodes on its own
-    for start in range(0, len(text), step):
-        yield base64.b64decode(text[start : start + step], validate=True)
 
 
 # -- errors -----------------------------------------------------------------------------------------

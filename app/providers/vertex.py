@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
 from dataclasses import replace
 from typing import Any, Final
@@ -63,7 +62,7 @@ from app.providers.base import (
     VendorTask,
     VideoStatus,
 )
-from app.providers.http import json_body, request, retry_after
+from app.providers.http import InlineResults, json_body, request, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +117,6 @@ DIALECT = veo.Dialect(
     },
 )
 MODELS = DIALECT.caps(MODEL_TABLE)
-
-_RESULTS_KEPT = 8  # inline results between a poll and its download
 
 
 def root_url(base_url: str, location: str) -> str:
@@ -304,7 +301,7 @@ class VertexProvider:
         self.auth = ServiceAccountAuth(client, credentials_file)
         self._timeout = timeout
         self._clock = clock
-        self._inline: OrderedDict[str, str] = OrderedDict()
+        self._inline = InlineResults(PROVIDER)
 
     async def _call(self, path: str, body: dict[str, Any], *, polling: bool) -> dict[str, Any]:
         resp = await request(
@@ -369,9 +366,7 @@ class VertexProvider:
         del data  # the answer holds the whole video: keep only its base64 text
         if inline is None:
             return snap
-        self._inline[name] = inline
-        while len(self._inline) > _RESULTS_KEPT:
-            self._inline.popitem(last=False)
+        self._inline.keep(name, inline)
         return replace(
             snap,
             seconds=task.meta.get("seconds"),
@@ -381,11 +376,5 @@ class VertexProvider:
         )
 
     async def download(self, task: VendorTask, snap: TaskSnapshot) -> AsyncIterator[bytes]:
-        b64 = self._inline.pop(task.vendor_task_id, None)
-        if b64 is None:  # a later attempt (or another replica): the next poll fetches it again
-            raise Unavailable(PROVIDER, "the inline video is no longer held; poll again", vendor_code="inline")
-        try:
-            for chunk in veo.b64_chunks(b64):
-                yield chunk
-        except ValueError as exc:
-            raise Unavailable(PROVIDER, f"the inline video is not valid base64: {exc}", vendor_code="inline") from None
+        for chunk in self._inline.stream(task.vendor_task_id):  # a later attempt (or replica): poll again
+            yield chunk

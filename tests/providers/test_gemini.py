@@ -25,6 +25,7 @@ from app.providers.base import (
     VideoStatus,
 )
 from app.providers.gemini import DEFAULT_BASE_URL, DIALECT, MODELS, GeminiProvider, snapshot
+from app.providers.http import b64_chunks
 from app.providers.vendors import VENDORS
 from tests.fakes.assets import real_mp4
 from tests.fakes.gemini import API_KEY, FILTER_REASON, FakeGeminiState, make_app
@@ -264,7 +265,7 @@ class TestBase64Decoding:
     @pytest.mark.parametrize("size", [0, 1, 2, 3, 100, 65536, 200_003])
     def test_chunks_join_to_the_bytes(self, size: int) -> None:
         data = bytes(i % 251 for i in range(size))
-        chunks = list(veo.b64_chunks(base64.b64encode(data).decode(), chunk_size=4096))
+        chunks = list(b64_chunks(base64.b64encode(data).decode(), chunk_size=4096))
         assert b"".join(chunks) == data
         assert all(len(c) <= 4096 for c in chunks)
 
