@@ -178,3 +178,12 @@ class InlineResults:
             raise Unavailable(
                 self.provider, f"the inline video is not valid base64: {exc}", vendor_code="inline"
             ) from None
+
+
+def parse_bool(value: Any) -> bool | None:
+    """A metadata switch (multipart metadata arrives as strings): true/1/yes/on or false/0/no/off in any
+    case, or a real bool; None for anything else (each adapter says how it refuses that)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    return True if text in {"true", "1", "yes", "on"} else False if text in {"false", "0", "no", "off"} else None

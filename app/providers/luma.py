@@ -60,7 +60,7 @@ from app.providers.base import (
     VideoStatus,
 )
 from app.providers.capabilities import ModelCaps, aspect_ratio
-from app.providers.http import json_body, request, retry_after, stream
+from app.providers.http import json_body, parse_bool, request, retry_after, stream
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +158,9 @@ def _bad(message: str) -> Rejected:
 
 
 def _truthy(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off", ""}:
+    if (parsed := parse_bool(value)) is not None:
+        return parsed
+    if not str(value).strip():  # an empty metadata value: off
         return False
     raise _bad(f"metadata.{key} must be true or false")
 

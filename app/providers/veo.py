@@ -45,7 +45,7 @@ from app.providers.base import (
     VideoStatus,
 )
 from app.providers.capabilities import ModelCaps
-from app.providers.http import by_status
+from app.providers.http import by_status, parse_bool
 
 # -- the model table --------------------------------------------------------------------------------
 
@@ -216,13 +216,8 @@ def _as_list(provider: str, key: str, value: Any) -> list[Any]:
 
 
 def _bool(provider: str, key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "1", "yes", "on"}:
-        return True
-    if text in {"false", "0", "no", "off"}:
-        return False
+    if (parsed := parse_bool(value)) is not None:
+        return parsed
     raise Rejected(provider, f"metadata.{key} must be true or false.", vendor_code="invalid_value")
 
 

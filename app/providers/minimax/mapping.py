@@ -9,6 +9,7 @@ from typing import Any, Final, Literal
 
 from app.providers.base import GenerationRequest, ImageInput, Rejected
 from app.providers.capabilities import ModelCaps
+from app.providers.http import parse_bool
 
 PROVIDER: Final = "minimax"
 
@@ -167,13 +168,8 @@ def resolve(table: dict[str, tuple[int, ...]], width: int, height: int, seconds:
 
 def _bool(key: str, value: Any) -> bool:
     """Multipart metadata arrives as strings; MiniMax checks its switches are booleans."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "1", "yes", "on"}:
-        return True
-    if text in {"false", "0", "no", "off"}:
-        return False
+    if (parsed := parse_bool(value)) is not None:
+        return parsed
     raise Rejected(PROVIDER, f"metadata.{key} must be true or false, not {value!r}.", vendor_code="invalid_value")
 
 

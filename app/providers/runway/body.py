@@ -14,6 +14,7 @@ import httpx
 
 from app.providers.base import GenerationRequest, ImageInput, Rejected
 from app.providers.capabilities import ModelCaps, nearest_size
+from app.providers.http import parse_bool
 
 log = logging.getLogger(__name__)
 
@@ -232,13 +233,8 @@ def _as_int(key: str, value: Any) -> int:
 
 
 def _as_bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "1", "yes", "on"}:
-        return True
-    if text in {"false", "0", "no", "off"}:
-        return False
+    if (parsed := parse_bool(value)) is not None:
+        return parsed
     raise _bad(key, "true or false")
 
 

@@ -32,6 +32,7 @@ from app.providers.base import (
     VideoStatus,
 )
 from app.providers.capabilities import ModelCaps
+from app.providers.http import parse_bool
 from app.providers.sandbox import drawing, render
 
 NAME = "sandbox"
@@ -66,7 +67,7 @@ def _int(value: Any, default: int) -> int:
 
 def _truthy(value: Any) -> bool:
     """Metadata values are strings: "true", "1", "yes", "on" (any case) mean yes."""
-    return value is True or str(value).strip().lower() in ("true", "1", "yes", "on")
+    return parse_bool(value) is True
 
 
 def _drawn_prompt(meta: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from app.providers.base import GenerationRequest, ImageInput, Rejected, TaskSnapshot, Unavailable, VideoStatus
-from app.providers.http import progress
+from app.providers.http import parse_bool, progress
 from app.providers.wanxiang.models import CAPS, PROVIDER, RATIO_OF, SIZE_CLASS, kind_of, protocol_of
 
 log = logging.getLogger(__name__)
@@ -53,13 +53,8 @@ def _as_list(key: str, value: Any) -> list[str]:
 def _coerce(key: str, value: Any) -> Any:
     """Multipart metadata arrives as strings; DashScope wants real booleans and integers."""
     if key in _BOOL_KEYS:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in {"true", "1", "yes", "on"}:
-            return True
-        if text in {"false", "0", "no", "off"}:
-            return False
+        if (parsed := parse_bool(value)) is not None:
+            return parsed
     elif key in _INT_KEYS:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
