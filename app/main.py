@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.admin.router import router as admin_router
 from app.callbacks.router import router as callbacks_router
@@ -34,6 +35,19 @@ from app.webhooks.router import router as webhooks_router
 from app.worker import start_work
 
 log = logging.getLogger("vidgate")
+
+
+class VidgateApp(FastAPI):
+    """FastAPI with the status poll's lean path (app.videos.hotread) in front of everything else."""
+
+    hot_read: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.hot_read is not None and scope["type"] == "http":
+            scope["app"] = self  # as Starlette sets it: the lean path reads app.state
+            await self.hot_read(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | None = None) -> FastAPI:
@@ -62,7 +76,7 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
             read_cache.clear()
             await aclose(gw)
 
-    app = FastAPI(
+    app = VidgateApp(
         title="vidgate",
         version="0.1.0",
         description="OpenAI-compatible video generation gateway (`/v1/videos`).",
@@ -87,7 +101,7 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
     app.state.metrics = metrics
     if settings.cors_origin_list:  # outermost: errors and preflights carry the CORS headers too
         app.add_middleware(ApiCORSMiddleware, origins=settings.cors_origin_list)
-    # outermost: the status poll's lean path (it passes everything else, CORS requests too, inward)
+    # in front of the whole stack: the status poll's lean path (it passes everything else, CORS requests too, inward)
     read_cache = ReadCache(
         ttl_ms=settings.read_cache_ttl_ms,
         max_videos=settings.read_cache_max_videos,

@@ -80,6 +80,8 @@ def main() -> int:
             print("the bare endpoint does not answer the same JSON")
             return 1
         servers = {"vidgate": (gw.url + path, key.headers), "bare": (bare_url, key.headers)}
+        pids = {"vidgate": gw.proc.pid, "bare": bare_proc.pid}
+        cpu_us: dict[str, list[float]] = {name: [] for name in servers}
 
         c.progress("warming up")
         for url, hdrs in servers.values():
@@ -87,13 +89,20 @@ def main() -> int:
         peaks: dict[str, list[c.LoadResult]] = {name: [] for name in servers}
         for r in range(args.rounds):
             for name, (url, hdrs) in servers.items():
+                cpu0 = c.cpu_seconds(pids[name])
                 res = c.peak(url, seconds=args.seconds, connections=args.connections, headers=hdrs, work=work)
+                cpu_us[name].append((c.cpu_seconds(pids[name]) - cpu0) / max(1, res.requests) * 1e6)
                 if res.bad:
                     print(f"{name}: {res.bad} failed requests in the peak run")
                     return 1
                 peaks[name].append(res)
                 c.progress(f"round {r + 1}: {name} {res.rps:,.0f} req/s ({res.tool})")
         rps = {name: statistics.median(x.rps for x in runs) for name, runs in peaks.items()}
+        # VIDGATE_BENCH_PROFILE_DIR: one more peak run of vidgate under py-spy (not counted in the figures)
+        spy = c.maybe_profile(gw.proc.pid, f"p1-{args.db}", args.seconds)
+        if spy is not None:
+            c.peak(gw.url + path, seconds=args.seconds + 1, connections=args.connections, headers=key.headers, work=work)
+            spy.wait()
         ratio = rps["vidgate"] / rps["bare"]
         rate = rps["vidgate"] / 2
         lat: dict[str, c.LoadResult] = {}
@@ -131,6 +140,13 @@ def main() -> int:
                     c.fmt(lat["bare"].p99_ms, 2, " ms"),
                     f"<= {P99_TARGET_MS:g} ms",
                     c.verdict((lat["vidgate"].p99_ms or 1e9) <= P99_TARGET_MS),
+                ],
+                [
+                    "server CPU per request (median; the figure least moved by other load)",
+                    c.fmt(statistics.median(cpu_us["vidgate"]), 1, " µs"),
+                    c.fmt(statistics.median(cpu_us["bare"]), 1, " µs"),
+                    f"{statistics.median(cpu_us['bare']) / statistics.median(cpu_us['vidgate']):.2f}",
+                    "",
                 ],
                 ["achieved rate in the latency run", c.fmt(lat["vidgate"].rps, 0), c.fmt(lat["bare"].rps, 0), "", ""],
             ],

@@ -50,7 +50,15 @@ _SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", *CONTEXT_FIELDS}
 
 
+# what every pattern above needs somewhere in the text: one scan rules most lines out (the access log's)
+_MAYBE_SECRET = re.compile(
+    r"(?i)bearer|token|sk-[A-Za-z0-9_\-]{16}|whsec_|api[_-]?key|access[_-]?key|secret|password|signature"
+)
+
+
 def redact(text: str) -> str:
+    if not _MAYBE_SECRET.search(text):
+        return text
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
     return text
@@ -110,8 +118,9 @@ def record_context(record: logging.LogRecord) -> dict[str, Any]:
     """The record's context fields; an explicit `extra=` value wins over the bound one."""
     _prepare(record)
     ctx: dict[str, Any] = dict(getattr(record, "_vidgate_ctx", {}))
+    d = record.__dict__
     for key in CONTEXT_FIELDS:
-        value = getattr(record, key, None)
+        value = d.get(key)
         if value is not None:
             ctx[key] = value
     return ctx
@@ -175,18 +184,31 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """`ts LEVEL logger: message key=value ...` with the context fields that are set."""
+    """`ts LEVEL logger: message key=value ...` with the context fields that are set.
+
+    The message, the exception and the stack were redacted when the record was made (`_prepare`); what is
+    added here is redacted here: the context fields (a request id is the client's to choose). The timestamp
+    is formatted once per second, not per line (the access log writes one line per request)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second[0]:
+            self._second = (second, time.strftime(self.default_time_format, self.converter(second)))
+        return f"{self._second[1]},{int(record.msecs):03d}"  # as logging.Formatter.default_msec_format
 
     def format(self, record: logging.LogRecord) -> str:
         ctx = " ".join(f"{k}={v}" for k, v in record_context(record).items())
         line = super().format(record)
         if ctx:
             head, sep, tail = line.partition("\n")
-            line = f"{head} [{ctx}]{sep}{tail}"
-        return redact(line)
+            line = f"{head} [{redact(ctx)}]{sep}{tail}"
+        return line
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

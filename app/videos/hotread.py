@@ -1,10 +1,11 @@
 """The lean path for `GET /v1/videos/{video_id}`, the status poll every client repeats.
 
-`HotReadMiddleware` is the outermost middleware. For a plain GET of that path it answers from
-`app.readcache` (the authenticated key and the rendered Video object), reading the database only to fill
-the cache, and does itself what the middleware stack would add: the request id, the access-log line, the
-HTTP metrics. The answer is byte-for-byte the one the FastAPI route (`app.videos.router.retrieve_video`,
-which stays the documented operation in `/openapi.json`) gives; tests/videos/test_hotread.py compares them.
+`HotReadMiddleware` runs in front of the whole application (`app.main.VidgateApp`, ahead of every
+middleware). For a plain GET of that path it answers from `app.readcache` (the authenticated key and the
+rendered Video object), reading the database only to fill the cache, and does itself what the middleware
+stack would add: the request id, the access-log line, the HTTP metrics. The answer is byte-for-byte the one
+the FastAPI route (`app.videos.router.retrieve_video`, which stays the documented operation in
+`/openapi.json`) gives; tests/videos/test_hotread.py compares them.
 
 Anything else is passed, untouched, to the normal stack, which answers exactly as it always has: another
 method or path, no or a malformed `Authorization`, an unknown, revoked or refused key (disabled, expired,
@@ -22,6 +23,7 @@ as `app.deps.authenticate` writes it on the normal path.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -30,6 +32,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
+from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -79,6 +82,7 @@ class HotReadMiddleware:
         # after an invalidation never joins a read that started before it
         self._filling: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self._cors = cors  # CORS on: a request with an Origin header takes the normal path (CORSMiddleware)
+        self._record_type = logging.LogRecord  # the class, not the factory (which adds context and redacts)
 
     def _observe(self, scope: Scope, seconds: float) -> None:
         # the labelled children, resolved once per Metrics (the metrics middleware looks them up per request)
@@ -157,19 +161,19 @@ class HotReadMiddleware:
         if self._metrics_on:
             self._observe(scope, seconds)
         if self.access.isEnabledFor(logging.INFO):
-            token_ctx = logs._request_state.set(state)
-            try:
-                ms = round(seconds * 1000, 1)
-                self.access.info(
-                    "%s %s %d %.1fms",
-                    "GET",
-                    ROUTE,
-                    200,
-                    ms,
-                    extra={"method": "GET", "route": ROUTE, "path": scope["path"], "status": 200, "duration_ms": ms},
-                )
-            finally:
-                logs._request_state.reset(token_ctx)
+            self._access_line(scope["path"], rid_s, prefix, seconds)
+
+    def _access_line(self, path: str, rid: str, prefix: str, seconds: float) -> None:
+        """The access line RequestLogMiddleware writes, made without what a general record needs: no caller
+        lookup, no context variables, no redaction of a message that is a route template and numbers (the
+        handler's formatter still redacts the line, context fields included)."""
+        ms = round(seconds * 1000, 1)
+        record = self._record_type(
+            logs.ACCESS_LOG, logging.INFO, __file__, 0, "%s %s %d %.1fms", ("GET", ROUTE, 200, ms), None
+        )
+        record.__dict__.update(method="GET", route=ROUTE, path=path, status=200, duration_ms=ms)
+        record._vidgate_ctx = {"request_id": rid, "key_prefix": prefix} if prefix else {"request_id": rid}
+        self.access.handle(record)
 
     async def _answer(self, scope: Scope, token: str, video_id: str) -> tuple[bytes, int | None, str] | None:
         """(body, openai-poll-after-ms or None, key prefix), or None: let the normal path answer."""
@@ -181,11 +185,12 @@ class HotReadMiddleware:
             key = await self._once(("k", digest, cache.key_gen), lambda: self._fill_key(gw, token, digest))
             if key is None:
                 return None
-        request = Request(scope)
-        try:
-            check_key(request, cast(ApiKey, key), gw.settings)
-        except GatewayError:
-            return None  # refused: the normal path reads the key again and gives the refusal
+        if not key.enabled or key.ip_allowlist or key.expires_at is not None:
+            # a rule to check against this request: check_key decides (as app.deps.authenticate does)
+            try:
+                check_key(Request(scope), cast(ApiKey, key), gw.settings)
+            except GatewayError:
+                return None  # refused: the normal path reads the key again and gives the refusal
         t = now()
         if key.last_used_at is None or t - key.last_used_at > LAST_USED_EVERY_S:
             key.last_used_at = t
@@ -203,7 +208,7 @@ class HotReadMiddleware:
         poll = reads.poll_after_ms(gw, cast(Video, entry)) if entry.unfinished else None
         body = entry.body
         if entry.status == VideoStatus.completed:
-            url = reads.signed_url(gw, cast(Video, entry), base=link_base(gw.settings, request))
+            url = reads.signed_url(gw, cast(Video, entry), base=link_base(gw.settings, Request(scope)))
             if url:
                 body = body[:-1] + b',"url":' + render(url) + b"}"
         return body, poll, key.prefix
@@ -269,5 +274,7 @@ class HotReadMiddleware:
 
 
 def install(app: Any, cache: ReadCache, *, metrics: bool, cors: bool) -> None:
-    """Add the middleware outermost (call it after every other `add_middleware`)."""
-    app.add_middleware(HotReadMiddleware, cache=cache, metrics=metrics, cors=cors)
+    """Put the lean path in front of `app` (an `app.main.VidgateApp`): ahead of its whole middleware
+    stack, Starlette's error middleware and FastAPI's own included, which cost a status read more than the
+    answer itself; what it passes on enters that stack as any request does."""
+    app.hot_read = HotReadMiddleware(functools.partial(FastAPI.__call__, app), cache=cache, metrics=metrics, cors=cors)

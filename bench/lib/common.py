@@ -296,6 +296,8 @@ def create_key(url: str, name: str = "bench") -> Key:
 
 def video_row(key: Key, **values: Any) -> dict[str, Any]:
     """A `videos` row as the service stores it (an unfinished create of sora-2), overridable per column."""
+    from app.videos.models import VideoInputs
+
     t_ns = time.time_ns()
     row: dict[str, Any] = {
         "id": f"video_{uuid.uuid4().hex}{uuid.uuid4().hex[:16]}",
@@ -310,10 +312,11 @@ def video_row(key: Key, **values: Any) -> dict[str, Any]:
         "status": "in_progress",
         "progress": 50,
         "prompt": "A calico cat playing a piano on stage",
-        "size": "720x1280",
-        "seconds": "4",
+        "width": 720,
+        "height": 1280,
+        "seconds": 4,
         "quality": "standard",
-        "params": {"metadata": {}, "characters": []},
+        "inputs": VideoInputs(),
         "created_ns": t_ns,
         "created_at": t_ns // 1_000_000_000,
         "updated_at": t_ns / 1e9,

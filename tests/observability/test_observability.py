@@ -294,3 +294,16 @@ class TestLogs:
     )
     def test_redact(self, raw: str, clean: str) -> None:
         assert redact(raw) == clean
+
+    def test_text_timestamps_read_as_loggings_own(self) -> None:
+        """The text formatter formats the second once and reuses it: every line still carries its own time."""
+        import time as _time
+
+        from app.observability.logs import TextFormatter
+
+        fmt, plain = TextFormatter(), logging.Formatter()
+        base = float(int(_time.time()))
+        for created in (base + 0.001, base + 0.999, base + 1.5, base + 1.5004, base + 61.25):
+            record = logging.makeLogRecord({"name": "vidgate.t", "msg": "tick", "levelname": "INFO"})
+            record.created, record.msecs = created, (created - int(created)) * 1000
+            assert fmt.format(record).startswith(plain.formatTime(record) + " INFO vidgate.t: tick")

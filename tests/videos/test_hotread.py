@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -114,6 +115,32 @@ async def test_the_same_answer_as_the_normal_route(pair) -> None:
     # a generated request id when none (or an invalid one) is sent, as RequestIdMiddleware does
     r = await c_of(hot).get(f"/v1/videos/{slow}", headers={**auth, "X-Request-Id": "bad id!"})
     assert r.headers["x-request-id"].startswith("req_") and len(r.headers["x-request-id"]) == 36
+
+
+async def test_the_same_access_line_as_the_normal_route(pair, caplog) -> None:
+    """The lean path writes its own access line: the operator's log reads the same either way, formatted by
+    the same handler (JSON here), context fields included."""
+    from app.observability.logs import JsonFormatter
+
+    hot, plain = pair
+    secret = await new_key(hot, name="logged")
+    auth = {"Authorization": f"Bearer {secret}", "X-Request-Id": "req_logged_line"}
+    vid = await create(hot, {"Authorization": auth["Authorization"]}, sandbox_latency_ms=60_000)
+    lines: dict[str, dict[str, Any]] = {}
+    for name, app in (("hot", hot), ("hot", hot), ("plain", plain)):  # the hot one twice: a fill, then a hit
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="vidgate.access"):
+            assert (await c_of(app).get(f"/v1/videos/{vid}", headers=auth)).status_code == 200
+        (record,) = [r for r in caplog.records if r.name == "vidgate.access"]
+        line = json.loads(JsonFormatter().format(record))
+        lines[name] = {k: v for k, v in line.items() if k not in ("ts", "duration_ms")}
+        assert line["message"].endswith("ms") and isinstance(line["duration_ms"], float)
+        assert " ".join(line["message"].split()[:3]) == "GET /v1/videos/{video_id} 200"
+    assert hits(hot) > 0
+    assert lines["hot"]["request_id"] == "req_logged_line" and lines["hot"]["key_prefix"] == secret[:12]
+    assert secret not in json.dumps(lines["hot"])
+    hot_line, plain_line = (dict(lines[n], message=lines[n]["message"].rsplit(" ", 1)[0]) for n in ("hot", "plain"))
+    assert hot_line == plain_line
 
 
 async def test_cors_requests_take_the_normal_path(database_url, tmp_path) -> None:
