@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
@@ -126,6 +127,35 @@ def record_context(record: logging.LogRecord) -> dict[str, Any]:
     return ctx
 
 
+_templates: dict[tuple[str, int, str, int], dict[str, Any]] = {}
+
+
+def quick_record(
+    name: str, level: int, msg: str, args: tuple[Any, ...], *, extra: dict[str, Any], ctx: dict[str, Any], clean: bool
+) -> logging.LogRecord:
+    """A record for a line logged once per request (the status poll's access line), made from a template
+    of what never changes for one logger, message and thread (file, module, thread and process names)
+    rather than by `LogRecord.__init__`, which looks them all up again. `msg % args` and `ctx` must need
+    no redaction when `clean` (the caller vouches); otherwise the formatter redacts the context fields."""
+    key = (name, level, msg, threading.get_ident())
+    template = _templates.get(key)
+    if template is None:
+        template = dict(logging.LogRecord(name, level, __file__, 0, msg, (), None).__dict__)
+        _templates[key] = template
+    record = logging.LogRecord.__new__(logging.LogRecord)
+    d = record.__dict__
+    d.update(template)
+    created = time.time()
+    d["created"] = created
+    d["msecs"] = int((created - int(created)) * 1000) + 0.0
+    d["relativeCreated"] = template["relativeCreated"] + (created - template["created"]) * 1000
+    d["args"] = args
+    d.update(extra)
+    d["_vidgate_ctx"] = ctx
+    d["_vidgate_clean"] = clean
+    return record
+
+
 class ContextFilter(logging.Filter):
     """Puts the context fields on the record as attributes (for `%(request_id)s` style formats)."""
 
@@ -171,7 +201,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": redact(record.getMessage()),
         }
-        out.update(ctx)
+        clean = record.__dict__.get("_vidgate_clean")
+        out.update((k, v if clean or not isinstance(v, str) else redact(v)) for k, v in ctx.items())
         for key, value in _extras(record).items():
             out.setdefault(key, redact(value) if isinstance(value, str) else value)
         if record.exc_info and not record.exc_text:
@@ -206,8 +237,10 @@ class TextFormatter(logging.Formatter):
         ctx = " ".join(f"{k}={v}" for k, v in record_context(record).items())
         line = super().format(record)
         if ctx:
+            if not record.__dict__.get("_vidgate_clean"):
+                ctx = redact(ctx)
             head, sep, tail = line.partition("\n")
-            line = f"{head} [{redact(ctx)}]{sep}{tail}"
+            line = f"{head} [{ctx}]{sep}{tail}"
         return line
 
 

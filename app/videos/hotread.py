@@ -82,7 +82,6 @@ class HotReadMiddleware:
         # after an invalidation never joins a read that started before it
         self._filling: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self._cors = cors  # CORS on: a request with an Origin header takes the normal path (CORSMiddleware)
-        self._record_type = logging.LogRecord  # the class, not the factory (which adds context and redacts)
 
     def _observe(self, scope: Scope, seconds: float) -> None:
         # the labelled children, resolved once per Metrics (the metrics middleware looks them up per request)
@@ -144,7 +143,8 @@ class HotReadMiddleware:
         body, poll_ms, prefix = answer
 
         rid_s = rid.decode("latin-1")
-        if not _VALID_ID.match(rid_s):
+        generated = not _VALID_ID.match(rid_s)
+        if generated:
             rid_s = f"req_{secrets.token_hex(16)}"
         state = scope.setdefault("state", {})
         state["request_id"] = rid_s
@@ -161,18 +161,22 @@ class HotReadMiddleware:
         if self._metrics_on:
             self._observe(scope, seconds)
         if self.access.isEnabledFor(logging.INFO):
-            self._access_line(scope["path"], rid_s, prefix, seconds)
+            self._access_line(scope["path"], rid_s, generated, prefix, seconds)
 
-    def _access_line(self, path: str, rid: str, prefix: str, seconds: float) -> None:
+    def _access_line(self, path: str, rid: str, generated: bool, prefix: str, seconds: float) -> None:
         """The access line RequestLogMiddleware writes, made without what a general record needs: no caller
-        lookup, no context variables, no redaction of a message that is a route template and numbers (the
-        handler's formatter still redacts the line, context fields included)."""
+        lookup, no context variables, no redaction of a message that is a route template and numbers, nor of
+        a request id this path generated or a key's display prefix."""
         ms = round(seconds * 1000, 1)
-        record = self._record_type(
-            logs.ACCESS_LOG, logging.INFO, __file__, 0, "%s %s %d %.1fms", ("GET", ROUTE, 200, ms), None
+        record = logs.quick_record(
+            logs.ACCESS_LOG,
+            logging.INFO,
+            "%s %s %d %.1fms",
+            ("GET", ROUTE, 200, ms),
+            extra={"method": "GET", "route": ROUTE, "path": path, "status": 200, "duration_ms": ms},
+            ctx={"request_id": rid, "key_prefix": prefix} if prefix else {"request_id": rid},
+            clean=generated or logs.redact(rid) == rid,
         )
-        record.__dict__.update(method="GET", route=ROUTE, path=path, status=200, duration_ms=ms)
-        record._vidgate_ctx = {"request_id": rid, "key_prefix": prefix} if prefix else {"request_id": rid}
         self.access.handle(record)
 
     async def _answer(self, scope: Scope, token: str, video_id: str) -> tuple[bytes, int | None, str] | None:

@@ -120,7 +120,7 @@ async def test_the_same_answer_as_the_normal_route(pair) -> None:
 async def test_the_same_access_line_as_the_normal_route(pair, caplog) -> None:
     """The lean path writes its own access line: the operator's log reads the same either way, formatted by
     the same handler (JSON here), context fields included."""
-    from app.observability.logs import JsonFormatter
+    from app.observability.logs import JsonFormatter, TextFormatter
 
     hot, plain = pair
     secret = await new_key(hot, name="logged")
@@ -141,6 +141,18 @@ async def test_the_same_access_line_as_the_normal_route(pair, caplog) -> None:
     assert secret not in json.dumps(lines["hot"])
     hot_line, plain_line = (dict(lines[n], message=lines[n]["message"].rsplit(" ", 1)[0]) for n in ("hot", "plain"))
     assert hot_line == plain_line
+
+    # a request id is the client's to choose: one that looks like a secret is redacted on this path too
+    leaky = {"Authorization": auth["Authorization"], "X-Request-Id": "sk-vg-" + "a" * 30}
+    for app in (hot, plain):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="vidgate.access"):
+            r = await c_of(app).get(f"/v1/videos/{vid}", headers=leaky)
+            assert r.status_code == 200 and r.headers["x-request-id"] == leaky["X-Request-Id"]
+        (record,) = [r for r in caplog.records if r.name == "vidgate.access"]
+        text = TextFormatter().format(record)
+        assert "[request_id=[redacted]" in text and "a" * 30 not in text, text
+        assert json.loads(JsonFormatter().format(record))["request_id"] == "[redacted]"
 
 
 async def test_cors_requests_take_the_normal_path(database_url, tmp_path) -> None:
