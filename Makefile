@@ -49,7 +49,9 @@ format: $(DEV)
 	$(BIN)/ruff check --fix app tests
 
 bench: $(DEV)
-	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	@for f in bench/p[0-9]*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	$(BIN)/python bench/p1_status.py --db postgres
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache data

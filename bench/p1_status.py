@@ -101,7 +101,9 @@ def main() -> int:
         # VIDGATE_BENCH_PROFILE_DIR: one more peak run of vidgate under py-spy (not counted in the figures)
         spy = c.maybe_profile(gw.proc.pid, f"p1-{args.db}", args.seconds)
         if spy is not None:
-            c.peak(gw.url + path, seconds=args.seconds + 1, connections=args.connections, headers=key.headers, work=work)
+            c.peak(
+                gw.url + path, seconds=args.seconds + 1, connections=args.connections, headers=key.headers, work=work
+            )
             spy.wait()
         ratio = rps["vidgate"] / rps["bare"]
         rate = rps["vidgate"] / 2
@@ -153,6 +155,32 @@ def main() -> int:
         )
     )
     print(other.note())
+    bare_cpu, our_cpu = statistics.median(cpu_us["bare"]), statistics.median(cpu_us["vidgate"])
+    c.record(
+        f"p1_status-{args.db}",
+        [
+            {
+                "figure": f"`GET /v1/videos/{{id}}` peak req/s vs bare Starlette ({args.db})",
+                "measured": f"{rps['vidgate']:,.0f} vs {rps['bare']:,.0f} → **{ratio:.2f}**",
+                "target": f"≥ {RATIO_TARGET}",
+                "verdict": c.verdict(ratio >= RATIO_TARGET),
+            },
+            {
+                "figure": f"p50 / p99 at half of vidgate's peak ({rate:,.0f} req/s, open loop; {args.db})",
+                "measured": f"{c.fmt(lat['vidgate'].p50_ms, 2)} / **{c.fmt(lat['vidgate'].p99_ms, 2)} ms** "
+                f"(bare {c.fmt(lat['bare'].p50_ms, 2)} / {c.fmt(lat['bare'].p99_ms, 2)} ms)",
+                "target": f"p99 ≤ {P99_TARGET_MS:g} ms",
+                "verdict": c.verdict((lat["vidgate"].p99_ms or 1e9) <= P99_TARGET_MS),
+            },
+            {
+                "figure": f"server CPU per status read ({args.db})",
+                "measured": f"{our_cpu:,.1f} µs vs bare {bare_cpu:,.1f} µs → {bare_cpu / our_cpu:.2f}",
+                "target": "",
+                "verdict": "",
+            },
+        ],
+        other_load=other.cores,
+    )
     return 0
 
 

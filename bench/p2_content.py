@@ -262,6 +262,25 @@ def main() -> int:
         )
     )
     print(other.note())
+    c.record(
+        "p2_content",
+        [
+            {
+                "figure": f"{args.size_mib / 1024:g} GiB download vs nginx (`sendfile on`), MiB/s",
+                "measured": f"{gw_speed:,.0f} vs {c.fmt(ng_speed, 0)} → **{c.fmt(ratio, 2)}**",
+                "target": f"≥ {RATIO_TARGET}",
+                "verdict": c.verdict(None if ratio is None else ratio >= RATIO_TARGET),
+            },
+            {
+                "figure": "gateway RSS growth during a download; a Range from the middle",
+                "measured": f"{growth:,.1f} MiB; "
+                + ("206, exact bytes" if ranges["vidgate"] == "correct" else ranges["vidgate"]),
+                "target": f"≤ {RSS_TARGET_MIB:g} MiB; exact",
+                "verdict": c.verdict(growth <= RSS_TARGET_MIB and ranges["vidgate"] == "correct"),
+            },
+        ],
+        other_load=other.cores,
+    )
     return 0 if ranges["vidgate"] == "correct" else 1
 
 

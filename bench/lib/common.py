@@ -449,12 +449,16 @@ def wrk(
     body: str | None = None,
     core: int | None = CLIENT_CORE,
     work: Path,
+    script: Path | None = None,
 ) -> LoadResult:
-    """Peak (closed-loop) throughput with wrk, one thread on the client core."""
+    """Peak (closed-loop) throughput with wrk, one thread on the client core (`script`: a wrk Lua script
+    of the caller's, e.g. one that makes each request's path)."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s"]
     for k, v in (headers or {}).items():
         cmd += ["-H", f"{k}: {v}"]
-    if method != "GET" or body is not None:
+    if script is not None:
+        cmd += ["-s", str(script)]
+    elif method != "GET" or body is not None:
         script = work / f"wrk-{uuid.uuid4().hex[:6]}.lua"
         script.write_text(f"wrk.method = {json.dumps(method)}\nwrk.body = {json.dumps(body or '')}\n")
         cmd += ["-s", str(script)]
@@ -692,3 +696,44 @@ def progress(msg: str) -> None:
 
 if __name__ == "__main__":
     print("helper module for bench/p*.py; nothing to run here")
+
+
+# -- the record of a run (bench/report.py renders README's figures table from it) ----------------------
+
+RESULTS_DIR = Path(os.environ.get("VIDGATE_BENCH_RESULTS", str(ROOT / "bench" / "results")))
+
+
+def versions() -> dict[str, str]:
+    """The versions a figure depends on: the server stack and the reference servers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str] = {}
+    for dist in ("uvicorn", "starlette", "fastapi", "sqlalchemy", "aiosqlite", "asyncpg", "uvloop", "httptools"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[dist] = version(dist)
+    for tool, args in (("wrk", ["wrk", "-v"]), ("nginx", ["nginx", "-v"]), ("postgres", ["psql", "--version"])):
+        if shutil.which(args[0]):
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                p = subprocess.run(args, capture_output=True, text=True, timeout=10)
+                m = re.search(r"\d+\.\d+(\.\d+)?", p.stdout + p.stderr)
+                if m:
+                    out[tool] = m[0]
+    return out
+
+
+def record(name: str, rows: list[dict[str, str]], *, note: str = "", other_load: float | None = None) -> Path:
+    """Write a script's headline figures to RESULTS_DIR/<name>.json: each row `figure`, `measured`,
+    `target`, `verdict`. `bench/report.py` turns the files of one run into README's figures table."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    data = {
+        "script": name,
+        "machine": machine(),
+        "versions": versions(),
+        "other_load_cores": other_load,
+        "note": note,
+        "rows": rows,
+    }
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    progress(f"figures -> {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    return path
