@@ -310,9 +310,13 @@ async def test_a_lost_channel_falls_back_to_the_short_ttl_and_resubscribes(own_d
         await warm(cb, path, auth)  # entries read while nothing can be heard
         assert await b_sees(await change_through_a()) <= BOUND_S
 
-        # the channel comes back: subscribed again, and notifications are what keeps B current
+        # the channel comes back: what was read while it was away is not trusted for the long TTL
+        await warm(cb, path, auth)
+        value = await change_through_a()  # lost to B
         listener.connect = connect
         await eventually(lambda: subscribed(cb), "B did not subscribe once it could")
+        assert (await cb.get(path, headers=auth)).json()["progress"] == value
+        # and notifications are again what keeps B current
         await warm(cb, path, auth)
         assert await b_sees(await change_through_a()) <= BOUND_S
 
