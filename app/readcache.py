@@ -468,5 +468,6 @@ def _on_commit(session: Session) -> None:
 
 
 def _on_rollback(session: Session, previous_transaction: Any) -> None:
-    del previous_transaction
+    if getattr(previous_transaction, "nested", False):
+        return  # a savepoint: the transaction's earlier writes may still commit (and must be published)
     session.info.pop(_PENDING, None)
