@@ -109,6 +109,10 @@ class Settings(_VendorSettings):  # type: ignore[valid-type,misc]
     read_cache_max_videos: int = 50_000  # rendered Video objects kept (LRU)
     read_cache_max_keys: int = 10_000  # authenticated API keys kept (LRU)
     read_cache_max_bytes: int = 64 * 1024 * 1024  # memory bound of the rendered videos
+    # while the cross-process invalidation channel is subscribed (app.invalidation), entries are trusted this long
+    read_cache_notified_ttl_ms: int = 30_000
+    # the channel: auto = PostgreSQL LISTEN/NOTIFY on PostgreSQL, else Redis pub/sub with VIDGATE_REDIS_URL, else none
+    read_cache_notify: Literal["auto", "postgres", "redis", "off"] = "auto"
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
+from app.invalidation.publisher import Publisher, close_publisher, open_publisher
 from app.keys.limits import MemoryRateLimiter, RateLimiter, build_rate_limiter
 from app.netguard import public_only_client
 from app.observability.metrics import Metrics
@@ -44,6 +45,7 @@ class Gateway:
     engine: TaskEngine | None = field(default=None)
     webhooks: WebhookDispatcher | None = field(default=None)
     owns_http: bool = field(default=True, repr=False)  # False: `http` was lent by the caller, who closes it
+    publisher: Publisher | None = field(default=None)  # tells other processes what this one's writes invalidate
 
     @property
     def is_postgres(self) -> bool:
@@ -90,6 +92,7 @@ async def open_gateway(
         public_http=public_only_client(timeout=httpx.Timeout(settings.vendor_timeout_s, connect=10.0)),
         limiter=build_rate_limiter(settings.redis_url),
         owns_http=http is None,
+        publisher=open_publisher(settings, db),
     )
     if metrics is not None:
         gw.metrics = metrics
@@ -103,6 +106,7 @@ async def aclose(gw: Gateway, *, grace_s: float | None = None) -> None:
         await (gw.engine.stop() if grace_s is None else gw.engine.stop(timeout=grace_s))
     if gw.webhooks is not None:
         await gw.webhooks.stop()
+    await close_publisher(gw.db, gw.publisher)
     await gw.limiter.close()
     closer = getattr(gw.storage, "aclose", None)
     if closer is not None:

@@ -20,6 +20,8 @@ from app.dashboard.router import router as dashboard_router
 from app.docs import install_docs
 from app.errors import install_error_handlers
 from app.gateway import aclose, open_gateway
+from app.invalidation import new_sender
+from app.invalidation.listener import start_listener
 from app.keys import service as keys
 from app.keys.router import router as models_router
 from app.middleware import ApiCORSMiddleware, BodyLimitMiddleware, RequestIdMiddleware
@@ -58,6 +60,10 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gw = await open_gateway(settings, http=http, metrics=app.state.metrics)
         attach_read_cache(gw.db.sync_engine, read_cache)  # this process's writers keep it coherent
+        # and the other processes' (app.invalidation): while subscribed, entries are trusted for long
+        sender = gw.publisher.sender if gw.publisher is not None else new_sender()
+        listener = start_listener(read_cache, settings, gw.db, sender=sender)
+        app.state.read_cache_listener = listener
         try:
             bootstrap = settings.bootstrap_api_key
             if bootstrap is not None and bootstrap.get_secret_value():
@@ -72,6 +78,8 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
             gc.freeze()
             yield
         finally:
+            if listener is not None:
+                await listener.aclose()
             detach_read_cache(gw.db.sync_engine)
             read_cache.clear()
             await aclose(gw)
@@ -107,6 +115,7 @@ def create_app(settings: Settings | None = None, *, http: httpx.AsyncClient | No
         max_videos=settings.read_cache_max_videos,
         max_keys=settings.read_cache_max_keys,
         max_bytes=settings.read_cache_max_bytes,
+        notified_ttl_ms=settings.read_cache_notified_ttl_ms,
     )
     read_cache.register_metrics(metrics.registry)
     app.state.read_cache = read_cache

@@ -4,16 +4,22 @@ database.
 
 Coherence:
 
-* **Bounded staleness everywhere.** An entry is trusted for at most `VIDGATE_READ_CACHE_TTL_MS` (500 ms by
-  default) after the database read that filled it *started*; then it is read again. That is the guarantee
-  for writers in other processes and on other replicas (the CLI, `vidgate worker`, a second `vidgate
-  serve`): a revoked, disabled, expired or rotated key, a deletion, a status or progress change is
-  seen within the TTL plus one read.
 * **At once for writers in this process.** SQLAlchemy session events (`do_orm_execute` for bulk
   UPDATE/DELETE, `after_flush` for ORM changes, `after_commit`) drop the entries a write touches, both
   when the statement runs and again after its commit, on every session bound to the gateway's engine:
   request handlers, the admin API, the engine, the janitor. A bulk statement whose rows cannot be told
   from its WHERE clause drops every entry of its kind.
+* **Within a notification for writers elsewhere** (the CLI, `vidgate worker`, another `vidgate serve`).
+  The same events hand what a transaction invalidated to the engine's publisher (app.invalidation:
+  PostgreSQL NOTIFY inside the transaction, or Redis PUBLISH after the commit), in every process, the CLI
+  included; each process with a cache subscribes. While the subscription is confirmed, an entry is trusted
+  for `VIDGATE_READ_CACHE_NOTIFIED_TTL_MS` (30 s): only writes made without a publisher (manual SQL) wait
+  that long.
+* **Bounded staleness otherwise.** Without a channel (SQLite without Redis), and from the moment a
+  subscription is lost until it is confirmed again, an entry is trusted for at most
+  `VIDGATE_READ_CACHE_TTL_MS` (500 ms) after the database read that filled it *started*; both changes of
+  the channel's state empty the cache, so no entry read while notifications could be missed outlives the
+  short TTL.
 * **No stale refill.** A reader notes the cache's generation before its database read and stores its
   result only if no invalidation happened meanwhile (a read that raced a commit may have seen the old row).
 
@@ -27,8 +33,8 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -81,8 +87,12 @@ class VideoEntry:
 
 
 class ReadCache:
-    def __init__(self, *, ttl_ms: int, max_videos: int, max_keys: int, max_bytes: int) -> None:
-        self.ttl = max(0, ttl_ms) / 1000
+    def __init__(
+        self, *, ttl_ms: int, max_videos: int, max_keys: int, max_bytes: int, notified_ttl_ms: int = 0
+    ) -> None:
+        self.short_ttl = max(0, ttl_ms) / 1000  # no channel, or a lost one
+        self.notified_ttl = max(self.short_ttl, max(0, notified_ttl_ms) / 1000)  # a confirmed subscription
+        self.ttl = self.short_ttl  # what get_key / get_video trust now
         self.max_videos = max(0, max_videos)
         self.max_keys = max(0, max_keys)
         self.max_bytes = max(0, max_bytes)
@@ -96,6 +106,19 @@ class ReadCache:
         self.hits = {"key": 0, "video": 0}
         self.misses = {"key": 0, "video": 0}
         self.invalidations = {"key": 0, "video": 0}
+        self.channel: str | None = None  # "postgres" or "redis" when a listener subscribes (app.invalidation)
+        self.notified = False  # the subscription is confirmed: entries get the long TTL
+        self.notifications = 0  # invalidations received from other processes
+        self.channel_losses = 0
+
+    def set_notified(self, on: bool) -> None:
+        """The channel's state changed. Either way the cache is emptied: entries read while notifications
+        could be missed must not be trusted for the long TTL, and a lost channel may have dropped some."""
+        self.clear()
+        if self.notified and not on:
+            self.channel_losses += 1
+        self.notified = on
+        self.ttl = self.notified_ttl if on else self.short_ttl
 
     # -- keys
     def get_key(self, key_hash: str) -> KeyEntry | None:
@@ -211,73 +234,139 @@ class _CacheCollector(Collector):
             inval.add_metric([kind], c.invalidations[kind])
         size.add_metric(["key"], c.key_bytes)
         size.add_metric(["video"], c.video_bytes)
-        yield from (entries, size, limit, hits, misses, inval)
+        connected = GaugeMetricFamily(
+            "vidgate_read_cache_notify_connected",
+            "1 while the cross-process invalidation channel is subscribed (entries get the long TTL).",
+            labels=["channel"],
+        )
+        connected.add_metric([c.channel or "none"], 1 if c.notified else 0)
+        ttl = GaugeMetricFamily("vidgate_read_cache_ttl_seconds", "How long an entry is trusted now.", value=c.ttl)
+        received = CounterMetricFamily(
+            "vidgate_read_cache_notifications", "Invalidations received from other processes.", value=c.notifications
+        )
+        lost = CounterMetricFamily(
+            "vidgate_read_cache_notify_losses", "Times the invalidation channel was lost.", value=c.channel_losses
+        )
+        yield from (entries, size, limit, hits, misses, inval, connected, ttl, received, lost)
 
 
-# -- invalidation by the writers of this process
+# -- invalidation by the writers of this process, and publication to the others
 
-_caches: weakref.WeakKeyDictionary[Engine, ReadCache] = weakref.WeakKeyDictionary()
 _installed = False
-_PENDING = "vidgate_read_cache"  # session.info: what to drop again after the commit
+_PENDING = "vidgate_read_cache"  # session.info: what to drop again after the commit, and to publish
 
 
 @dataclass(slots=True)
-class _Pending:
+class Invalidation:
+    """What one transaction invalidated (or one notification announces)."""
+
     keys: bool = False
     all_videos: bool = False
-    video_ids: set[str] | None = None
+    video_ids: set[str] = field(default_factory=set)
+
+    MAX_IDS = 1000  # beyond this many ids, "every video" is cheaper to say and to apply
+
+    def merge(self, other: Invalidation) -> None:
+        self.keys |= other.keys
+        self.all_videos |= other.all_videos
+        self.video_ids |= other.video_ids
+        if self.all_videos or len(self.video_ids) > self.MAX_IDS:
+            self.all_videos = True
+            self.video_ids = set()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.keys or self.all_videos or self.video_ids)
 
 
-def attach(engine: Engine, cache: ReadCache) -> None:
-    """Keep `cache` coherent with the writes made through any ORM session bound to `engine`."""
+class Publisher(Protocol):
+    """Tells the other processes what a transaction invalidated (app.invalidation implements it)."""
+
+    def in_transaction(self, session: Session, inv: Invalidation) -> None:
+        """Just before the commit, on the transaction's connection (PostgreSQL NOTIFY)."""
+
+    def after_commit(self, inv: Invalidation) -> None:
+        """Once the commit is done (Redis PUBLISH); never for a rolled back transaction."""
+
+
+@dataclass(slots=True)
+class _Target:
+    cache: ReadCache | None = None
+    publisher: Publisher | None = None
+
+
+_targets: weakref.WeakKeyDictionary[Engine, _Target] = weakref.WeakKeyDictionary()
+
+
+def _install() -> None:
     global _installed
-    _caches[engine] = cache
     if not _installed:
         event.listen(Session, "do_orm_execute", _on_execute)
         event.listen(Session, "after_flush", _on_flush)
+        event.listen(Session, "before_commit", _on_before_commit)
         event.listen(Session, "after_commit", _on_commit)
         event.listen(Session, "after_soft_rollback", _on_rollback)
         _installed = True
 
 
+def attach(engine: Engine, cache: ReadCache) -> None:
+    """Keep `cache` coherent with the writes made through any ORM session bound to `engine`."""
+    _targets.setdefault(engine, _Target()).cache = cache
+    _install()
+
+
 def detach(engine: Engine) -> None:
-    _caches.pop(engine, None)
+    target = _targets.get(engine)
+    if target is not None:
+        target.cache = None
 
 
-def _cache_of(session: Session) -> ReadCache | None:
+def attach_publisher(engine: Engine, publisher: Publisher) -> None:
+    """Hand what each transaction on `engine` invalidates to `publisher` (with or without a cache here)."""
+    _targets.setdefault(engine, _Target()).publisher = publisher
+    _install()
+
+
+def detach_publisher(engine: Engine) -> None:
+    target = _targets.get(engine)
+    if target is not None:
+        target.publisher = None
+
+
+def _target_of(session: Session) -> _Target | None:
     bind = session.bind
-    if bind is None or not _caches:
+    if bind is None or not _targets:
         return None
     engine = bind if isinstance(bind, Engine) else getattr(bind, "engine", None)
-    return _caches.get(engine) if engine is not None else None
+    target = _targets.get(engine) if engine is not None else None
+    if target is None or (target.cache is None and target.publisher is None):
+        return None
+    return target
 
 
-def _pending(session: Session) -> _Pending:
+def _pending(session: Session) -> Invalidation:
     p = session.info.get(_PENDING)
     if p is None:
-        p = session.info[_PENDING] = _Pending(video_ids=set())
+        p = session.info[_PENDING] = Invalidation()
     return p
 
 
-def _apply(cache: ReadCache, keys: bool, all_videos: bool, ids: set[str]) -> None:
-    if keys:
+def apply(cache: ReadCache, inv: Invalidation) -> None:
+    if inv.keys:
         cache.invalidate_keys()
-    if all_videos:
+    if inv.all_videos:
         cache.invalidate_videos(None)
-    elif ids:
-        cache.invalidate_videos(ids)
+    elif inv.video_ids:
+        cache.invalidate_videos(inv.video_ids)
 
 
 def _note(
-    session: Session, cache: ReadCache, *, keys: bool = False, all_videos: bool = False, ids: Iterable[str] = ()
+    session: Session, target: _Target, *, keys: bool = False, all_videos: bool = False, ids: Iterable[str] = ()
 ) -> None:
-    ids = set(ids)
-    _apply(cache, keys, all_videos, ids)
-    p = _pending(session)
-    p.keys |= keys
-    p.all_videos |= all_videos
-    assert p.video_ids is not None
-    p.video_ids |= ids
+    inv = Invalidation(keys=keys, all_videos=all_videos, video_ids=set(ids))
+    if target.cache is not None:
+        apply(target.cache, inv)
+    _pending(session).merge(inv)
 
 
 def _id_values(where: ColumnElement[Any] | None, table: Any) -> set[str] | None:
@@ -305,8 +394,8 @@ def _id_values(where: ColumnElement[Any] | None, table: Any) -> set[str] | None:
 def _on_execute(state: ORMExecuteState) -> None:
     if not (state.is_update or state.is_delete):
         return
-    cache = _cache_of(state.session)
-    if cache is None:
+    target = _target_of(state.session)
+    if target is None:
         return
     mapper = state.bind_mapper
     entity = mapper.class_ if mapper is not None else None
@@ -315,18 +404,18 @@ def _on_execute(state: ORMExecuteState) -> None:
         values = getattr(stmt, "_values", None) or {}
         names = {getattr(k, "key", k) for k in values}
         if state.is_delete or not names or not names <= KEY_IRRELEVANT:
-            _note(state.session, cache, keys=True)
+            _note(state.session, target, keys=True)
     elif entity is Video:
         ids = _id_values(stmt.whereclause, Video.__table__)
         if ids is None:
-            _note(state.session, cache, all_videos=True)
+            _note(state.session, target, all_videos=True)
         else:
-            _note(state.session, cache, ids=ids)
+            _note(state.session, target, ids=ids)
 
 
 def _on_flush(session: Session, _: UOWTransaction) -> None:
-    cache = _cache_of(session)
-    if cache is None:
+    target = _target_of(session)
+    if target is None:
         return
     keys = False
     ids: set[str] = set()
@@ -337,7 +426,7 @@ def _on_flush(session: Session, _: UOWTransaction) -> None:
             keys = _key_changed(obj)
     # after_flush still sees the flushed objects in dirty/deleted; new rows need nothing (misses are not cached)
     if keys or ids:
-        _note(session, cache, keys=keys, ids=ids)
+        _note(session, target, keys=keys, ids=ids)
 
 
 def _key_changed(obj: ApiKey) -> bool:
@@ -354,15 +443,31 @@ def _key_changed(obj: ApiKey) -> bool:
     return False
 
 
+def _on_before_commit(session: Session) -> None:
+    target = _target_of(session)
+    if target is None or target.publisher is None:
+        return
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # the commit would flush after this hook: its changes must be in the notification
+    p = session.info.get(_PENDING)
+    if p is not None and not p.empty:
+        target.publisher.in_transaction(session, p)
+
+
 def _on_commit(session: Session) -> None:
     p = session.info.pop(_PENDING, None)
-    if p is None:
+    if p is None or p.empty:
         return
-    cache = _cache_of(session)
-    if cache is not None:
-        _apply(cache, p.keys, p.all_videos, p.video_ids or set())
+    target = _target_of(session)
+    if target is None:
+        return
+    if target.cache is not None:
+        apply(target.cache, p)
+    if target.publisher is not None:
+        target.publisher.after_commit(p)
 
 
 def _on_rollback(session: Session, previous_transaction: Any) -> None:
-    del previous_transaction
+    if getattr(previous_transaction, "nested", False):
+        return  # a savepoint: the transaction's earlier writes may still commit (and must be published)
     session.info.pop(_PENDING, None)

@@ -76,15 +76,19 @@ def upgrade(settings: Settings) -> None:
 
 @asynccontextmanager
 async def session(settings: Settings) -> AsyncIterator[AsyncSession]:
-    """A session on the existing database; the engine is disposed of afterwards."""
+    """A session on the existing database; the engine is disposed of afterwards. Its writes are published to
+    the servers' caches (app.invalidation) as theirs are: a revoked key is refused there at once."""
     from app.db import create_engine, create_sessionmaker
+    from app.invalidation.publisher import close_publisher, open_publisher
 
     _existing_database(settings)
     engine = create_engine(settings.resolved_database_url)
+    publisher = open_publisher(settings, engine)
     try:
         async with create_sessionmaker(engine)() as s:
             yield s
     finally:
+        await close_publisher(engine, publisher)
         await engine.dispose()
 
 

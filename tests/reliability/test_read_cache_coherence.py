@@ -1,20 +1,26 @@
-"""The status-read cache (app.readcache) across processes and replicas: bounded staleness, measured.
+"""The status-read cache (app.readcache) across processes and replicas, measured.
 
 * the CLI in another process (`vidgate keys revoke / update --disabled / rotate`): the key is refused
   within 1 s on a server whose cache held it;
 * two gateways sharing one database (PostgreSQL in CI's second run, where replicas are a deployment; the
   same on a SQLite file): a revocation, a deletion, an engine's status change made by one is seen by the
   other within 1 s, and by the writer itself at once;
-* the real engine in another gateway (as `vidgate worker` would be): its completion is visible within 1 s.
+* the real engine in another gateway (as `vidgate worker` would be): its completion is visible within 1 s;
+* a lost invalidation channel: the cache falls back to the short TTL at once and resubscribes by itself.
 
-The gateways run the default TTL (500 ms); each check polls every 20 ms from the moment the write has
-committed (the CLI has exited) and measures how long the old answer was still given."""
+Each runs under every coherence mechanism (the `coherence` fixture): `ttl`, no channel (the default TTL,
+500 ms: bounded staleness); `postgres`, LISTEN/NOTIFY (PostgreSQL runs only: CI's second run); `redis`,
+pub/sub (the Redis at VIDGATE_TEST_REDIS_URL, required in CI). With a channel the entries are trusted for
+60 s, so only a notification can explain an answer that changes within 1 s. Each check polls every 20 ms
+from the moment the write has committed (the CLI has exited) and measures how long the old answer was
+still given."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,16 +29,74 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.invalidation.listener import connection_name
 from app.keys import service as keys
 from app.main import create_app
 from app.videos import repository as repo
 from app.videos.models import Video
-from tests.conftest import make_settings
+from tests.conftest import PG_URL, make_settings
 
 BOUND_S = 1.0  # the issue's bound for other processes and replicas
 ROOT = Path(__file__).resolve().parents[2]
+REDIS_URL = os.environ.get("VIDGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+NOTIFIED = {"read_cache_notified_ttl_ms": 60_000}  # far beyond the bound: only a notification is in time
+
+
+async def _redis_reachable() -> str | None:
+    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=1.0)
+    try:
+        await client.ping()
+        return None
+    except (RedisError, OSError) as exc:
+        return f"Redis not reachable at {REDIS_URL} ({exc}); set VIDGATE_TEST_REDIS_URL"
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(params=["ttl", "postgres", "redis"])
+async def coherence(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The gateways' settings for one mechanism (the CLI gets them through its environment)."""
+    if request.param == "ttl":
+        return {"read_cache_notify": "off"}
+    if request.param == "postgres":
+        if not PG_URL:
+            pytest.skip("LISTEN/NOTIFY needs PostgreSQL (VIDGATE_TEST_DATABASE_URL; CI's second run)")
+        return {"read_cache_notify": "postgres", **NOTIFIED}
+    problem = await _redis_reachable()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"{problem} — CI must run the Redis invalidation tests")
+        pytest.skip(problem)
+    return {"read_cache_notify": "redis", "redis_url": REDIS_URL, **NOTIFIED}
+
+
+def _sample(body: str, name: str) -> float:
+    m = re.search(rf"^{name}(?:{{[^}}]*}})? (\S+)$", body, re.M)
+    assert m, name
+    return float(m[1])
+
+
+async def subscribed(c: httpx.AsyncClient) -> bool:
+    """What /metrics says of the invalidation channel."""
+    return _sample((await c.get("/metrics")).text, "vidgate_read_cache_notify_connected") == 1
+
+
+async def losses(c: httpx.AsyncClient) -> float:
+    return _sample((await c.get("/metrics")).text, "vidgate_read_cache_notify_losses_total")
+
+
+async def eventually(check: Callable[[], Any], what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.02)
 
 
 @contextlib.asynccontextmanager
@@ -43,6 +107,8 @@ async def gateway(url: str, storage: Path, **overrides: Any) -> AsyncIterator[tu
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            if values.get("read_cache_notify") != "off":
+                await eventually(lambda: subscribed(c), "the invalidation channel was never subscribed")
             yield app, c
 
 
@@ -78,8 +144,11 @@ async def seen_within(
         await asyncio.sleep(0.02)
 
 
-def cli(url: str, *args: str) -> None:
+def cli(url: str, coherence: dict[str, Any], *args: str) -> None:
     env = {**os.environ, "VIDGATE_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    env["VIDGATE_READ_CACHE_NOTIFY"] = coherence["read_cache_notify"]
+    if "redis_url" in coherence:
+        env["VIDGATE_REDIS_URL"] = coherence["redis_url"]
     r = subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -88,20 +157,26 @@ def status(code: int) -> Callable[[httpx.Response], bool]:
     return lambda r: r.status_code == code
 
 
-async def test_the_cli_in_another_process(own_database, tmp_path) -> None:
-    async with gateway(own_database, tmp_path / "data") as (app, c):
+async def test_the_cli_in_another_process(own_database, tmp_path, coherence) -> None:
+    async with gateway(own_database, tmp_path / "data", **coherence) as (app, c):
         for args in (["keys", "revoke"], ["keys", "update", "--disabled"], ["keys", "rotate"]):
             key_id, auth = await make_key(app, name=f"cli-{args[1]}")
             path = f"/v1/videos/{await make_video(c, auth)}"
             await warm(c, path, auth)
-            await asyncio.to_thread(cli, own_database, *args, key_id)
+            await asyncio.to_thread(cli, own_database, coherence, *args, key_id)
             lag = await seen_within(c, path, auth, status(401))
             assert lag <= BOUND_S, (args, lag)
 
 
-async def test_two_replicas(own_database, tmp_path) -> None:
+async def test_two_replicas(own_database, tmp_path, coherence) -> None:
     storage = tmp_path / "shared"
-    async with gateway(own_database, storage) as (a, ca), gateway(own_database, storage) as (b, cb):
+    async with (
+        gateway(own_database, storage, **coherence) as (a, ca),
+        gateway(own_database, storage, **coherence) as (
+            b,
+            cb,
+        ),
+    ):
         # a revocation made through replica A
         key_id, auth = await make_key(a)
         path = f"/v1/videos/{await make_video(ca, auth)}"
@@ -138,12 +213,19 @@ async def test_two_replicas(own_database, tmp_path) -> None:
         assert await seen_within(cb, path, auth, lambda r: r.json()["progress"] == 42) <= BOUND_S
 
 
-async def test_the_engine_of_another_gateway(own_database, tmp_path) -> None:
+async def test_the_engine_of_another_gateway(own_database, tmp_path, coherence) -> None:
     """Replica W runs the engine (a `vidgate worker`, in effect), R only serves: W's completion shows on R
     within 1 s of its commit."""
     storage = tmp_path / "shared"
     fast = {"run_engine": True, "engine_tick_ms": 20, "poll_interval_ms": 50, "poll_max_interval_ms": 100}
-    async with gateway(own_database, storage) as (r_app, cr), gateway(own_database, storage, **fast) as (_, _cw):
+    fast.update(coherence)
+    async with (
+        gateway(own_database, storage, **coherence) as (r_app, cr),
+        gateway(own_database, storage, **fast) as (
+            _,
+            _cw,
+        ),
+    ):
         _, auth = await make_key(r_app)
         vid = await make_video(cr, auth, sandbox_latency_ms=800)
         path = f"/v1/videos/{vid}"
@@ -159,3 +241,85 @@ async def test_the_engine_of_another_gateway(own_database, tmp_path) -> None:
         async with r_app.state.gateway.sessionmaker() as s:
             done_at = (await s.scalar(select(Video.updated_at).where(Video.id == vid))) or 0.0
         assert seen_at - done_at <= BOUND_S, seen_at - done_at
+
+
+async def _kill_subscription(app: Any, url: str, coherence: dict[str, Any]) -> None:
+    """Close `app`'s subscription connection from the server's side (as a restart or a network cut would)."""
+    name = connection_name(app.state.gateway.publisher.sender)
+    if coherence["read_cache_notify"] == "postgres":
+        engine = create_async_engine(url)
+        async with engine.connect() as conn:
+            sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"
+            assert (await conn.execute(text(sql), {"name": name})).scalars().all() == [True]
+        await engine.dispose()
+        return
+    client = aioredis.Redis.from_url(coherence["redis_url"])
+    try:
+        ids = [c["id"] for c in await client.client_list() if c.get("name") == name]
+        assert len(ids) == 1, ids
+        assert await client.client_kill_filter(_id=ids[0]) == 1
+    finally:
+        await client.aclose()
+
+
+async def test_a_lost_channel_falls_back_to_the_short_ttl_and_resubscribes(own_database, tmp_path, coherence) -> None:
+    if coherence["read_cache_notify"] == "off":
+        pytest.skip("no channel to lose")
+    storage = tmp_path / "shared"
+    async with (
+        gateway(own_database, storage, **coherence) as (a, ca),
+        gateway(own_database, storage, **coherence) as (
+            b,
+            cb,
+        ),
+    ):
+        _, auth = await make_key(a)
+        vid = await make_video(ca, auth, sandbox_latency_ms=600_000)
+        path = f"/v1/videos/{vid}"
+        progress = iter(range(10, 100, 10))
+
+        async def change_through_a() -> int:
+            value = next(progress)
+            async with a.state.gateway.sessionmaker() as s:
+                assert await repo.update_active(s, vid, status="in_progress", progress=value)
+                await s.commit()
+            return value
+
+        async def b_sees(value: int) -> float:
+            return await seen_within(cb, path, auth, lambda r: r.json()["progress"] == value)
+
+        # killed: B notices, empties its cache and subscribes again by itself
+        await warm(cb, path, auth)
+        await _kill_subscription(b, own_database, coherence)
+        await eventually(lambda: _lost_once(cb, 1), "the lost subscription was not noticed")
+        await eventually(lambda: subscribed(cb), "B did not subscribe again")
+        await warm(cb, path, auth)
+        assert await b_sees(await change_through_a()) <= BOUND_S  # notified again
+
+        # killed while it cannot subscribe again: A's notifications are lost to B, the short TTL bounds it
+        listener = b.state.read_cache_listener
+        connect = listener.connect
+
+        async def refused(_on_message: Any) -> Any:
+            raise ConnectionError("refused by the test")
+
+        listener.connect = refused
+        await _kill_subscription(b, own_database, coherence)
+        await eventually(lambda: _lost_once(cb, 2), "the second loss was not noticed")
+        assert not await subscribed(cb)
+        await warm(cb, path, auth)  # entries read while nothing can be heard
+        assert await b_sees(await change_through_a()) <= BOUND_S
+
+        # the channel comes back: what was read while it was away is not trusted for the long TTL
+        await warm(cb, path, auth)
+        value = await change_through_a()  # lost to B
+        listener.connect = connect
+        await eventually(lambda: subscribed(cb), "B did not subscribe once it could")
+        assert (await cb.get(path, headers=auth)).json()["progress"] == value
+        # and notifications are again what keeps B current
+        await warm(cb, path, auth)
+        assert await b_sees(await change_through_a()) <= BOUND_S
+
+
+async def _lost_once(c: httpx.AsyncClient, n: int) -> bool:
+    return await losses(c) >= n
