@@ -26,7 +26,7 @@ MIB = 1024 * 1024
 WRK_SCRIPT = """
 local ids = {}
 for line in io.lines("%s") do ids[#ids + 1] = line end
-local i = 0
+local i = %d
 request = function()
   i = i + 1
   return wrk.format("GET", "/v1/videos/" .. ids[(i - 1) %% #ids + 1])
@@ -105,18 +105,24 @@ def run_size(work: Path, db_url: str, key: c.Key, ids_file: Path, size: int, arg
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         script = work / f"distinct-{size}.lua"
-        script.write_text(WRK_SCRIPT % ids_file)
         t0 = time.monotonic()
         reads = 0
         while reads < args.reads:
+            script.write_text(WRK_SCRIPT % (ids_file, reads + 1))  # each run goes on where the last one stopped
             res = c.wrk(gw.url + "/", seconds=10, connections=16, headers=key.headers, script=script, work=work)
             if res.bad:
                 raise SystemExit(f"FAILED: {res.bad} bad responses (see {gw.proc.log_path})")
             reads += res.requests
-            c.progress(f"cache {size:,}: {reads:,} distinct reads, RSS {c.rss_bytes(gw.proc.pid) / MIB:,.0f} MiB")
+            held_now = metric(gw.url, "vidgate_read_cache_entries", "video") or 0
+            c.progress(
+                f"cache {size:,}: {reads:,} distinct reads, {int(held_now):,} held, "
+                f"RSS {c.rss_bytes(gw.proc.pid) / MIB:,.0f} MiB"
+            )
         stop.set()
         sampler.join()
         entries = metric(gw.url, "vidgate_read_cache_entries", "video") or 0
+        dropped = metric(gw.url, "vidgate_read_cache_invalidations_total", "video")
+        c.progress(f"cache {size:,}: {int(entries):,} entries held, {dropped} video invalidations")
         held = metric(gw.url, "vidgate_read_cache_bytes", "video") or 0
         peak = max(r for _, r in samples)
         # growth over the second half of the run: a bounded cache levels off once full

@@ -92,3 +92,26 @@ def test_the_ids_of_bulk_statements() -> None:
 def test_disabled_by_a_zero_ttl() -> None:
     c = ReadCache(ttl_ms=0, max_videos=3, max_keys=2, max_bytes=10_000)
     assert not c.enabled and not c.put_video("o", video("v"), gen=c.video_gen)
+
+
+def test_the_reported_memory_is_what_the_entries_take() -> None:
+    """`vidgate_read_cache_bytes` is what an operator sizes VIDGATE_READ_CACHE_MAX_BYTES by: it must be
+    near what the entries really allocate (tracemalloc), not a fraction of it."""
+    import secrets
+    import tracemalloc
+
+    c = ReadCache(ttl_ms=60_000, max_videos=100_000, max_keys=2, max_bytes=1 << 30)
+    n, owner = 5_000, "user_" + secrets.token_hex(12)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(n):
+            body = b'{"id":"video_x","object":"video","status":"completed"' + secrets.token_bytes(600) + b"}"
+            entry = video(f"video_{secrets.token_hex(24)}", body)
+            entry.claimed_until, entry.next_poll_at = time.time(), time.time()
+            c.put_video(owner, entry, gen=c.video_gen)
+        taken = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert c.counts()["video"] == n
+    assert 0.8 * taken <= c.video_bytes <= 1.25 * taken, (c.video_bytes / n, taken / n)
