@@ -61,7 +61,11 @@ def run_db(db: str, work: Path, base_url: str, args: argparse.Namespace) -> dict
         if first.status_code != 200 or first.json().get("status") != "queued":
             return f"FAILED: create answered {first.status_code}: {first.text[:300]}"
         ref, ref_port = c.start_uvicorn_app(
-            work, "lib.bare_insert:app", name=f"bare-insert-{db}", core=c.SERVER_CORE, env={"BENCH_DATABASE_URL": db_url}
+            work,
+            "lib.bare_insert:app",
+            name=f"bare-insert-{db}",
+            core=c.SERVER_CORE,
+            env={"BENCH_DATABASE_URL": db_url},
         )
         stack.callback(ref.stop)
         ref_url = f"http://127.0.0.1:{ref_port}/v1/videos"
@@ -84,7 +88,11 @@ def run_db(db: str, work: Path, base_url: str, args: argparse.Namespace) -> dict
         for rnd in range(args.rounds):
             for name, fn in runs.items():
                 # VIDGATE_BENCH_PROFILE_DIR: py-spy records the gateway during the first measured create run
-                spy = c.maybe_profile(gw.proc.pid, f"p4-{db}-create", args.seconds) if (rnd, name) == (0, "create") else None
+                spy = (
+                    c.maybe_profile(gw.proc.pid, f"p4-{db}-create", args.seconds)
+                    if (rnd, name) == (0, "create")
+                    else None
+                )
                 res = fn(args.seconds)
                 if spy is not None:
                     spy.wait(timeout=60)

@@ -200,8 +200,7 @@ async def _store(gw: Gateway, key: ApiKey, draft: Draft, s: AsyncSession) -> Pla
         )
     if key.max_concurrent is not None and await repo.count_active(s, key.id) >= key.max_concurrent:
         raise errors.RateLimited(
-            f"This API key already has {key.max_concurrent} unfinished videos, its limit; "
-            "retry when one has finished.",
+            f"This API key already has {key.max_concurrent} unfinished videos, its limit; retry when one has finished.",
             code="concurrency_limit_exceeded",
             retry_after=5,
         )

@@ -31,6 +31,7 @@ from tests.support.scripted import (
     unavailable,
 )
 
+
 class Vendor(RecoverableProvider):
     """Counts the tasks it created for each of our task ids (the vendor side of "never twice")."""
 
