@@ -21,6 +21,7 @@ import random
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels import repository as repo
 from app.channels.config import ChannelConfig
@@ -78,10 +79,17 @@ async def sync(gw: Gateway) -> None:
         await s.commit()
 
 
-async def health(gw: Gateway, channels: Sequence[Channel]) -> dict[str, ChannelRecord]:
+async def health(
+    gw: Gateway, channels: Sequence[Channel], *, session: AsyncSession | None = None
+) -> dict[str, ChannelRecord]:
+    """The channels' records (failures, cool-downs), read in `session` (a caller's transaction about to
+    store a task) or in a short session of its own."""
     fps = [c.fingerprint for c in channels]
-    async with gw.sessionmaker() as s:
-        rows = await repo.by_fingerprints(s, fps)
+    if session is not None:
+        rows = await repo.by_fingerprints(session, fps)
+    else:
+        async with gw.sessionmaker() as s:
+            rows = await repo.by_fingerprints(s, fps)
     return {r.fingerprint: r for r in rows}
 
 

@@ -269,6 +269,11 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> l
     handler.addFilter(ContextFilter())
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
+    # httpx logs every vendor request at INFO (each create, poll and download): a line per request is
+    # CPU a busy gateway spends on the log, and its failures are logged by vidgate itself; kept at DEBUG
+    quiet = root.level > logging.DEBUG
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
     return handler
 
 

@@ -1,10 +1,12 @@
 """Creating a video from a request: answer an Idempotency-Key replay, or draft the task and hand it to
 `submission`.
 
-Commits: `create` commits the request's session before the hand-off (the request's writes so far, such as
-the key's last use, are kept). Submission commits in short sessions of its own, and requests that each
-hold one pooled connection while waiting for a second deadlock the pool; so the request's connection goes
-back first. This is the one commit on the request path outside `submission`, whose hand-off it is.
+Commits: the request's session is handed to `submission`, which stores the task in its transaction (with
+the request's writes so far, such as the key's last use) and commits it there, before any vendor is
+asked: one commit where there were two. Submission's later steps commit in short sessions of their own,
+and requests that each hold one pooled connection while waiting for a second deadlock the pool; so the
+request's connection has gone back by then. This is the one commit of the request's session outside
+`get_session`, and it is submission's.
 """
 
 from __future__ import annotations
@@ -38,6 +40,5 @@ async def create(
         return await reads.get_video(session, key, earlier), True
     draft = await make_draft(body)
     draft.idempotency = claim
-    await session.commit()  # hand the request's connection back (see the module docstring)
-    row = await submission.submit_draft(gw, key, draft)
+    row = await submission.submit_draft(gw, key, draft, session=session)  # commits it (module docstring)
     return row, row.id != draft.video.id

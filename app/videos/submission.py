@@ -1,10 +1,13 @@
 """Submission: store the task (reserving credits and a concurrency slot), then hand it to a channel,
 failing over to the next channel when one fails for a technical reason.
 
-Creation spans vendor calls, so, like the engine, it commits in short steps of its own: the task row
-is stored before any vendor is asked (a crash in between is recovered by the engine), the channel
-about to be tried is recorded before each attempt (so a crash can be reconciled with that vendor),
-and the vendor's id is stored right after.
+Creation spans vendor calls, so, like the engine, it commits in short steps: the task row is stored
+before any vendor is asked (a crash in between is recovered by the engine), the channel about to be
+tried is recorded before each attempt (so a crash can be reconciled with that vendor), and the vendor's
+id is stored right after. A create that reaches a vendor at once commits twice: the row is stored in the
+request's own transaction (with the request's writes so far, such as the key's last use), already naming
+the first candidate channel, and the vendor's id in a second one; a failover attempt records its channel
+first, and a write that would change nothing is not sent.
 
 The row is stored claimed by its creator, and the claim is renewed by a heartbeat for as long as the
 submit (failover included) runs, so no engine submits it a second time while a slow vendor is still
@@ -18,6 +21,8 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import errors
 from app.callbacks.urls import callback_url
@@ -145,44 +150,79 @@ async def build_request(gw: Gateway, row: Video) -> pb.GenerationRequest:
     )
 
 
-async def _store_row(gw: Gateway, key: ApiKey, draft: Draft) -> None:
-    """Reserve credits and a concurrency slot and store the row, in one transaction."""
+@dataclass
+class Plan:
+    """The channels to try, in order, and their health records as read before the row was stored."""
+
+    ordered: list[Channel]
+    records: dict[str, Any]
+
+
+async def _store_row(gw: Gateway, key: ApiKey, draft: Draft, session: AsyncSession | None = None) -> Plan:
+    """Reserve credits and a concurrency slot and store the row, naming the first channel to try, in one
+    transaction: `session`'s (which is committed; its connection goes back to the pool) or one of its own.
+    Returns the channels to try."""
+    if session is None:
+        async with gw.sessionmaker() as s:
+            return await _store_row(gw, key, draft, s)
+    try:
+        return await _store(gw, key, draft, session)
+    except BaseException:
+        await session.rollback()
+        raise
+
+
+async def _store(gw: Gateway, key: ApiKey, draft: Draft, s: AsyncSession) -> Plan:
     row = draft.video
-    async with gw.sessionmaker() as s:
-        if draft.idempotency is not None:
-            # first: a concurrent request with the same key that stored its video already (or is about
-            # to commit it) makes this one a replay, before anything is reserved twice
-            record = draft.idempotency.record(key.id, row.id)
-            if not await repo.add_idempotency(s, record, expired_before=idempotency.expired_before()):
-                raise idempotency.KeyTaken
-        # the key row is updated: that serialises this key's creates on PostgreSQL (row lock)
-        # and on SQLite (write lock), so the quota and the concurrency count below are exact
-        limited = key.quota_credits is not None or key.max_concurrent is not None
-        if (limited or row.reserved_credits) and not await usage.reserve(s, key.id, row.reserved_credits):
-            raise errors.InsufficientQuota(
-                "You exceeded your current quota: this request needs "
-                f"{row.reserved_credits:g} credits. Ask the operator to raise the key's quota."
-            )
-        if key.max_concurrent is not None and await repo.count_active(s, key.id) >= key.max_concurrent:
-            raise errors.RateLimited(
-                f"This API key already has {key.max_concurrent} unfinished videos, its limit; "
-                "retry when one has finished.",
-                code="concurrency_limit_exceeded",
-                retry_after=5,
-            )
-        s.add(row)
-        await s.commit()
+    assert draft.route is not None
+    if key in s:
+        # what the request wrote of the key goes with the row; a rollback must not expire the key itself
+        await s.flush()
+        s.expunge(key)
+    # read before any write (a shorter write lock); the channel to try first is named in the row itself,
+    # so a crash before its answer is recovered there
+    ordered, records = await candidates(gw, draft.route, session=s)
+    if ordered:
+        row.channel, row.channel_fp = ordered[0].name, ordered[0].fingerprint
+    if draft.idempotency is not None:
+        # first: a concurrent request with the same key that stored its video already (or is about
+        # to commit it) makes this one a replay, before anything is reserved twice
+        record = draft.idempotency.record(key.id, row.id)
+        if not await repo.add_idempotency(s, record, expired_before=idempotency.expired_before()):
+            raise idempotency.KeyTaken
+    # the key row is updated: that serialises this key's creates on PostgreSQL (row lock)
+    # and on SQLite (write lock), so the quota and the concurrency count below are exact
+    limited = key.quota_credits is not None or key.max_concurrent is not None
+    if (limited or row.reserved_credits) and not await usage.reserve(s, key.id, row.reserved_credits):
+        raise errors.InsufficientQuota(
+            "You exceeded your current quota: this request needs "
+            f"{row.reserved_credits:g} credits. Ask the operator to raise the key's quota."
+        )
+    if key.max_concurrent is not None and await repo.count_active(s, key.id) >= key.max_concurrent:
+        raise errors.RateLimited(
+            f"This API key already has {key.max_concurrent} unfinished videos, its limit; retry when one has finished.",
+            code="concurrency_limit_exceeded",
+            retry_after=5,
+        )
+    s.add(row)
+    await s.commit()
+    s.expunge(row)  # the caller's session must not write it again: the engine may own the row by then
+    return Plan(ordered, records)
 
 
 async def _mark_attempt(gw: Gateway, row: Video, channel: Channel) -> None:
+    if (row.channel, row.channel_fp) == (channel.name, channel.fingerprint):
+        return  # recorded already (the row as loaded or last written says so): nothing to change
     async with gw.sessionmaker() as s:
         await repo.update_active(s, row.id, channel=channel.name, channel_fp=channel.fingerprint)
         await s.commit()
     row.channel, row.channel_fp = channel.name, channel.fingerprint
 
 
-async def candidates(gw: Gateway, route: Route) -> tuple[list[Channel], dict[str, Any]]:
-    records = await channels.health(gw, route.channels)
+async def candidates(
+    gw: Gateway, route: Route, *, session: AsyncSession | None = None
+) -> tuple[list[Channel], dict[str, Any]]:
+    records = await channels.health(gw, route.channels, session=session)
     return channels.order(route.channels, records, at=now(), rng=gw.rng), records
 
 
@@ -194,12 +234,15 @@ def _with_callback(gw: Gateway, req: pb.GenerationRequest, channel: Channel) -> 
     return dataclasses.replace(req, extras={**req.extras, "callback_url": url})
 
 
-async def submit_with_failover(gw: Gateway, row: Video, route: Route) -> tuple[Channel, pb.VendorTask]:
-    """Try each candidate channel in turn. Logical rejections propagate at once (never retried elsewhere)."""
+async def submit_with_failover(
+    gw: Gateway, row: Video, route: Route, *, plan: Plan | None = None
+) -> tuple[Channel, pb.VendorTask]:
+    """Try each candidate channel in turn (`plan`'s, else read now). Logical rejections propagate at once
+    (never retried elsewhere)."""
     req = await build_request(gw, row)
     failed = AllChannelsFailed()
     try:
-        ordered, records = await candidates(gw, route)
+        ordered, records = (plan.ordered, plan.records) if plan is not None else await candidates(gw, route)
         for channel in ordered:
             await _mark_attempt(gw, row, channel)
             await channels.pace(gw, channel)
@@ -286,9 +329,11 @@ async def _stored_by_another(gw: Gateway, key: ApiKey, draft: Draft) -> Video:
     return video
 
 
-async def submit_draft(gw: Gateway, key: ApiKey, draft: Draft) -> Video:
+async def submit_draft(gw: Gateway, key: ApiKey, draft: Draft, *, session: AsyncSession | None = None) -> Video:
     """Store, submit, store the vendor id. Logical rejections leave nothing stored and nothing charged.
 
+    With `session` (the request's), the row is stored in its transaction, which is committed (or rolled
+    back) here: no connection of the request's is held while the vendor answers.
     Returns another request's video when that one took the draft's idempotency key first."""
     row = draft.video
     assert draft.route is not None
@@ -296,9 +341,11 @@ async def submit_draft(gw: Gateway, key: ApiKey, draft: Draft) -> Video:
     t, lease = now(), gw.settings.claim_lease_s
     row.claimed_by, row.claimed_until, row.next_poll_at = owner, t + lease, t + lease
     try:
+        if session is not None and (draft.image or draft.last_frame or draft.source_upload):
+            await session.commit()  # writing inputs to storage may take a while: no connection held meanwhile
         await _store_inputs(gw, draft)
         await _store_source_upload(gw, draft)
-        await _store_row(gw, key, draft)
+        plan = await _store_row(gw, key, draft, session)
     except idempotency.KeyTaken:
         await discard_inputs(gw, row.id)
         return await _stored_by_another(gw, key, draft)
@@ -307,7 +354,7 @@ async def submit_draft(gw: Gateway, key: ApiKey, draft: Draft) -> Video:
         raise
     try:
         async with hold_claim(gw, row.id, owner):
-            channel, task = await submit_with_failover(gw, row, draft.route)
+            channel, task = await submit_with_failover(gw, row, draft.route, plan=plan)
     except LeaseLost:
         log.warning("task %s: the submit outlived this worker's claim; the engine has taken the task over", row.id)
         gw.wake_engine()
