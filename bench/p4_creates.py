@@ -191,6 +191,21 @@ def main() -> int:
     if "postgres" in out and not isinstance(out["postgres"], str):
         print("PostgreSQL is the machine's shared service: not pinned, it competes with both cores")
     print(other.note())
+    c.record(
+        "p4_creates",
+        [
+            {
+                "figure": f"`POST /v1/videos` (instant fake vendor) vs one INSERT + COMMIT (SQLAlchemy Core), {db}",
+                "measured": f"{res['creates']:,.0f} vs {res['reference']:,.0f}/s → "  # type: ignore[str-format]
+                f"**{res['creates'] / res['reference']:.2f}**",  # type: ignore[operator]
+                "target": f"≥ {RATIO_TARGET}",
+                "verdict": c.verdict(res["creates"] / res["reference"] >= RATIO_TARGET),  # type: ignore[operator]
+            }
+            for db, res in out.items()
+            if not isinstance(res, str)
+        ],
+        other_load=other.cores,
+    )
     return 1 if failed else 0
 
 
