@@ -14,9 +14,11 @@ each row's due time as it was (the poll-lag metric), which RETURNING cannot give
 
 A queue whose rows belong to groups (`QueueTable.group`: the videos' channel) may be claimed with `quotas`,
 the most rows of each named group this claim may take (a rate-capped channel's remaining budget). The pick
-is then made per named group, each in due order up to its quota, plus one for the other rows; the earliest
-`limit` of them all are taken by the one UPDATE. (PostgreSQL allows no `FOR UPDATE` beside a window
-function or a UNION, hence separate picks; rows picked but not taken are merely locked until the commit.)
+is then made per named group, each in due order up to its quota, plus one for the other rows (`others`);
+the earliest `limit` of them all are taken by the one UPDATE. (PostgreSQL allows no `FOR UPDATE` beside a
+window function or a UNION, hence separate picks; rows picked but not taken are merely locked until the
+commit.) The pick for the other rows has to step over every due row of the named groups that the index
+returns first, so a caller whose named groups hold a long due queue asks for it sparingly.
 """
 
 from __future__ import annotations
@@ -64,10 +66,12 @@ async def claim(
     skip_locked: bool,
     exclude: Collection[str] = (),
     quotas: Mapping[str, int] | None = None,
+    others: bool = True,
 ) -> list[tuple[Row, float]]:
     """Claim up to `limit` due rows for `owner`, earliest due first; each with the time it was due.
     `exclude` names rows the caller works on already (never claimed twice, even once their lease lapsed).
-    `quotas`: at most that many rows of each named group (`q.group`); other groups' rows are not limited."""
+    `quotas`: at most that many rows of each named group (`q.group`); other groups' rows are not limited,
+    and with `others` False not looked for (see the module doc)."""
     if limit <= 0:
         return []
     t = now()
@@ -80,7 +84,8 @@ async def claim(
     if quotas and q.group is not None:
         group = q.group
         picks = [base.where(group == g).limit(min(n, limit)) for g, n in quotas.items() if n > 0]
-        picks.append(base.where(or_(group.is_(None), group.not_in(list(quotas)))).limit(limit))
+        if others:
+            picks.append(base.where(or_(group.is_(None), group.not_in(list(quotas)))).limit(limit))
     due_at: dict[str, float] = {}
     for pick in picks:
         if skip_locked:

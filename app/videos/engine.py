@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,7 @@ class TaskEngine:
         # capped channels' remaining request budgets, which size each claim (app.videos.schedule)
         self.budget = schedule.RequestBudget(horizon_s=self.settings.engine_tick_ms / 1000)
         self._called_back: dict[str, float] = {}  # channel fingerprint -> the latest vendor callback seen
+        self._others_idle_until = 0.0  # no uncapped channel's task was due at the last look: none till then
         self.janitor = Periodic(self.purge_expired, name="janitor", interval_s=self.settings.janitor_interval_s)
 
     # -- lifecycle (the loop's)
@@ -121,6 +123,9 @@ class TaskEngine:
         """Due tasks, but of a capped channel only as many as its remaining request budget covers (each
         claimed task's poll is paid for here; see app.videos.schedule)."""
         capped = {c.fingerprint: c for c in self.gw.registry.channels.values() if c.max_rps}
+        # the other channels' tasks are looked for past the capped ones' due queue, so once per tick when
+        # there were none (tasks woken sooner, new ones, wait a tick at most)
+        others = not capped or time.monotonic() >= self._others_idle_until
         async with self.gw.sessionmaker() as s:
             rows = await repo.claim_due(
                 s,
@@ -130,8 +135,11 @@ class TaskEngine:
                 skip_locked=self.gw.is_postgres,
                 exclude=exclude,
                 quotas=self.budget.quotas(capped.values()),
+                others=others,
             )
             await s.commit()
+        if capped and others and all(row.channel_fp in capped for row, _ in rows):
+            self._others_idle_until = time.monotonic() + self.loop.tick_s
         t = now()
         for row, due in rows:
             self.gw.metrics.poll_lag(t - due)

@@ -85,10 +85,12 @@ async def claim_due(
     skip_locked: bool,
     exclude: Collection[str] = (),
     quotas: Mapping[str, int] | None = None,
+    others: bool = True,
 ) -> list[tuple[Video, float]]:
     """Claim due unfinished tasks that nobody holds; each claimed row with the time it was due (see
     app.jobs.repository). `exclude` names rows the caller is working on already (never claimed twice);
-    `quotas` the most tasks of each named channel (by fingerprint) this claim may take."""
+    `quotas` the most tasks of each named channel (by fingerprint) this claim may take, and `others` whether
+    to look for the other channels' tasks too (app.jobs.repository)."""
     return await claims.claim(
         session,
         VIDEOS,
@@ -98,6 +100,7 @@ async def claim_due(
         skip_locked=skip_locked,
         exclude=exclude,
         quotas=quotas,
+        others=others,
     )
 
 
