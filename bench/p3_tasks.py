@@ -76,6 +76,9 @@ def main() -> int:
     ap.add_argument("--max-rps", type=float, default=200.0, help="the channel's max_rps in gateway.yaml")
     ap.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument(
+        "--poll-concurrency", type=int, default=None, help="VIDGATE_POLL_CONCURRENCY (default: the gateway's, 16)"
+    )
+    ap.add_argument(
         "--vendor-progress",
         choices=("linear", "none"),
         default="linear",
@@ -94,7 +97,8 @@ def main() -> int:
     c.banner(
         "P3 many tasks",
         f"{args.tasks:,} unfinished tasks on {args.db}; vendor completes each {dmin:g}-{dmax:g} s after the start; "
-        f"poll interval {interval:g} s (flat); channel max_rps {args.max_rps:g}; vendor hint: "
+        f"poll interval {interval:g} s (flat); channel max_rps {args.max_rps:g}; "
+        f"poll concurrency {args.poll_concurrency or 'default (16)'}; vendor hint: "
         + (
             "OpenAI-format `progress` (linear in time) + `created_at`"
             if args.vendor_progress == "linear"
@@ -131,6 +135,7 @@ def main() -> int:
             poll_interval_ms=args.poll_interval_ms,
             poll_max_interval_ms=args.poll_interval_ms,
             janitor_interval_s=3600,
+            **({"poll_concurrency": args.poll_concurrency} if args.poll_concurrency else {}),
         )
         stack.callback(gw.stop)
 

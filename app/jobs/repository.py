@@ -94,10 +94,13 @@ async def claim(
     if not due_at:
         return []
     due_at = dict(sorted(due_at.items(), key=lambda item: item[1])[:limit])
+    # the same conditions, but `due + 0`: as a bare column the due time tempts SQLite's planner into the
+    # queue index (a range scan over every due row, per claim) instead of the primary key's few lookups
+    again = (*q.live, *q.claimable, q.due + 0 <= t, q.unclaimed(t))
     taken: Sequence[Row] = (
         await session.scalars(
             update(q.model)
-            .where(ident.in_(list(due_at)), *ready)
+            .where(ident.in_(list(due_at)), *again)
             .values({q.due: t + lease, q.col("claimed_until"): t + lease, q.col("claimed_by"): owner})
             .returning(q.model),
             execution_options={"synchronize_session": False, "populate_existing": True},
