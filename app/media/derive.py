@@ -104,6 +104,7 @@ def _save_thumbnail(img: Image.Image, out: Path, max_side: int) -> None:
 
 
 def _save_sheet(frames: list[Image.Image], info: VideoInfo, out: Path, *, tiles: int, columns: int, width: int) -> None:
+    width = min(width, info.width)  # never upscales (a larger tile shows nothing more and costs a resize)
     tile_h = max(1, round(width * info.height / info.width))
     cols = min(columns, tiles)
     rows = math.ceil(tiles / columns)
@@ -125,8 +126,8 @@ def make_thumbnail(video: Path, out: Path, *, max_side: int = 640) -> None:
 def make_spritesheet(video: Path, out: Path, *, tiles: int = 10, columns: int = 5, tile_width: int = 256) -> None:
     """JPEG grid of ``tiles`` evenly spaced frames (centres of equal time slices), row-major.
 
-    Grid: ``min(columns, tiles)`` x ``ceil(tiles / columns)`` tiles of ``tile_width`` x
-    ``round(tile_width * h / w)`` pixels; unused cells are black.
+    Grid: ``min(columns, tiles)`` x ``ceil(tiles / columns)`` tiles of ``tile_width`` (at most the clip's
+    width) x ``round(tile_width * h / w)`` pixels; unused cells are black.
     """
     if tiles < 1 or columns < 1 or tile_width < 1:
         raise ValueError("tiles, columns and tile_width must be positive")
