@@ -70,6 +70,8 @@ class Settings(_VendorSettings):  # type: ignore[valid-type,misc]
     poll_interval_ms: int = 2000  # first poll delay when the provider gives no hint
     poll_max_interval_ms: int = 30_000
     poll_concurrency: int = 16
+    # a task whose vendor has been calling back is polled this rarely: the callback replaces the polls
+    poll_callback_interval_ms: int = 300_000
     task_timeout_s: int = 3 * 3600  # a task still unfinished after this is failed
     claim_lease_s: float = 120  # a claim not renewed (heartbeat every lease/3) for this long is released
     janitor_interval_s: int = 60

@@ -43,6 +43,9 @@ class ChannelConfig(BaseModel):
     # fetch the vendor's own thumbnail and spritesheet where it serves them (two more vendor requests per
     # video) instead of deriving both from the downloaded MP4
     fetch_variants: bool = False
+    # how long this channel's tasks usually take at the vendor (seconds): without a vendor estimate, the
+    # engine polls a task about then rather than every interval before it
+    typical_s: float | None = Field(default=None, gt=0)
 
     @field_validator("credentials")
     @classmethod

@@ -11,11 +11,19 @@ so replicas pass each other's rows by), then `UPDATE … WHERE id IN (…) AND <
 them. The UPDATE repeats the conditions, so of two workers that saw the same row only one gets it, on
 SQLite too (RETURNING needs SQLite ≥ 3.35). The pick is a statement of its own because the caller wants
 each row's due time as it was (the poll-lag metric), which RETURNING cannot give after the UPDATE.
+
+A queue whose rows belong to groups (`QueueTable.group`: the videos' channel) may be claimed with `quotas`,
+the most rows of each named group this claim may take (a rate-capped channel's remaining budget). The pick
+is then made per named group, each in due order up to its quota, plus one for the other rows (`others`);
+the earliest `limit` of them all are taken by the one UPDATE. (PostgreSQL allows no `FOR UPDATE` beside a
+window function or a UNION, hence separate picks; rows picked but not taken are merely locked until the
+commit.) The pick for the other rows has to step over every due row of the named groups that the index
+returns first, so a caller whose named groups hold a long due queue asks for it sparingly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -37,6 +45,7 @@ class QueueTable(Generic[Row]):
     due: InstrumentedAttribute[Any]
     live: tuple[ColumnElement[bool], ...]
     claimable: tuple[ColumnElement[bool], ...] = field(default=())
+    group: InstrumentedAttribute[Any] | None = None  # what `quotas` are counted by
 
     def col(self, name: str) -> InstrumentedAttribute[Any]:
         return getattr(self.model, name)  # type: ignore[no-any-return]
@@ -56,26 +65,42 @@ async def claim(
     lease: float,
     skip_locked: bool,
     exclude: Collection[str] = (),
+    quotas: Mapping[str, int] | None = None,
+    others: bool = True,
 ) -> list[tuple[Row, float]]:
     """Claim up to `limit` due rows for `owner`, earliest due first; each with the time it was due.
-    `exclude` names rows the caller works on already (never claimed twice, even once their lease lapsed)."""
+    `exclude` names rows the caller works on already (never claimed twice, even once their lease lapsed).
+    `quotas`: at most that many rows of each named group (`q.group`); other groups' rows are not limited,
+    and with `others` False not looked for (see the module doc)."""
     if limit <= 0:
         return []
     t = now()
     ident = q.col("id")
     ready = (*q.live, *q.claimable, q.due <= t, q.unclaimed(t))
-    pick = select(ident, q.due).where(*ready).order_by(q.due).limit(limit)
+    base = select(ident, q.due).where(*ready).order_by(q.due)
     if exclude:
-        pick = pick.where(ident.not_in(list(exclude)))
-    if skip_locked:
-        pick = pick.with_for_update(skip_locked=True)
-    due_at = {key: float(due) for key, due in (await session.execute(pick)).all()}
+        base = base.where(ident.not_in(list(exclude)))
+    picks = [base.limit(limit)]
+    if quotas and q.group is not None:
+        group = q.group
+        picks = [base.where(group == g).limit(min(n, limit)) for g, n in quotas.items() if n > 0]
+        if others:
+            picks.append(base.where(or_(group.is_(None), group.not_in(list(quotas)))).limit(limit))
+    due_at: dict[str, float] = {}
+    for pick in picks:
+        if skip_locked:
+            pick = pick.with_for_update(skip_locked=True)
+        due_at.update((key, float(due)) for key, due in (await session.execute(pick)).all())
     if not due_at:
         return []
+    due_at = dict(sorted(due_at.items(), key=lambda item: item[1])[:limit])
+    # the same conditions, but `due + 0`: as a bare column the due time tempts SQLite's planner into the
+    # queue index (a range scan over every due row, per claim) instead of the primary key's few lookups
+    again = (*q.live, *q.claimable, q.due + 0 <= t, q.unclaimed(t))
     taken: Sequence[Row] = (
         await session.scalars(
             update(q.model)
-            .where(ident.in_(list(due_at)), *ready)
+            .where(ident.in_(list(due_at)), *again)
             .values({q.due: t + lease, q.col("claimed_until"): t + lease, q.col("claimed_by"): owner})
             .returning(q.model),
             execution_options={"synchronize_session": False, "populate_existing": True},

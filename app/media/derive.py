@@ -19,7 +19,7 @@ from PIL import Image
 
 from app.media.probe import MediaError, VideoInfo, decode_frames, frame_rate, open_video, probe_video, to_image
 
-__all__ = ["make_spritesheet", "make_thumbnail"]
+__all__ = ["make_spritesheet", "make_thumbnail", "make_variants"]
 
 _SEEK_GAP = 3.0  # when sampling frames, seek instead of decoding through gaps longer than this
 
@@ -91,29 +91,56 @@ def _save_atomic(img: Image.Image, out: Path, **save_kw: Any) -> None:
         raise
 
 
+THUMBNAIL_AT = 1 / 3
+
+
+def _sheet_fractions(tiles: int) -> list[float]:
+    return [(i + 0.5) / tiles for i in range(tiles)]
+
+
+def _save_thumbnail(img: Image.Image, out: Path, max_side: int) -> None:
+    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    _save_atomic(img, out, format="WEBP", quality=80, method=4)
+
+
+def _save_sheet(frames: list[Image.Image], info: VideoInfo, out: Path, *, tiles: int, columns: int, width: int) -> None:
+    width = min(width, info.width)  # never upscales (a larger tile shows nothing more and costs a resize)
+    tile_h = max(1, round(width * info.height / info.width))
+    cols = min(columns, tiles)
+    rows = math.ceil(tiles / columns)
+    sheet = Image.new("RGB", (cols * width, rows * tile_h), (0, 0, 0))
+    for i, img in enumerate(frames):
+        tile = img.resize((width, tile_h), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        sheet.paste(tile, ((i % cols) * width, (i // cols) * tile_h))
+    _save_atomic(sheet, out, format="JPEG", quality=80, optimize=False)
+
+
 def make_thumbnail(video: Path, out: Path, *, max_side: int = 640) -> None:
     """WebP of the frame at ~1/3 of the clip, downscaled so its longer side is <= ``max_side``."""
     if max_side < 1:
         raise ValueError("max_side must be positive")
-    (img,), _ = _sample(Path(video), [1 / 3])
-    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    _save_atomic(img, out, format="WEBP", quality=80, method=4)
+    (img,), _ = _sample(Path(video), [THUMBNAIL_AT])
+    _save_thumbnail(img, out, max_side)
 
 
 def make_spritesheet(video: Path, out: Path, *, tiles: int = 10, columns: int = 5, tile_width: int = 256) -> None:
     """JPEG grid of ``tiles`` evenly spaced frames (centres of equal time slices), row-major.
 
-    Grid: ``min(columns, tiles)`` x ``ceil(tiles / columns)`` tiles of ``tile_width`` x
-    ``round(tile_width * h / w)`` pixels; unused cells are black.
+    Grid: ``min(columns, tiles)`` x ``ceil(tiles / columns)`` tiles of ``tile_width`` (at most the clip's
+    width) x ``round(tile_width * h / w)`` pixels; unused cells are black.
     """
     if tiles < 1 or columns < 1 or tile_width < 1:
         raise ValueError("tiles, columns and tile_width must be positive")
-    frames, info = _sample(Path(video), [(i + 0.5) / tiles for i in range(tiles)])
-    tile_h = max(1, round(tile_width * info.height / info.width))
-    cols = min(columns, tiles)
-    rows = math.ceil(tiles / columns)
-    sheet = Image.new("RGB", (cols * tile_width, rows * tile_h), (0, 0, 0))
-    for i, img in enumerate(frames):
-        tile = img.resize((tile_width, tile_h), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        sheet.paste(tile, ((i % cols) * tile_width, (i // cols) * tile_h))
-    _save_atomic(sheet, out, format="JPEG", quality=80, optimize=False)
+    frames, info = _sample(Path(video), _sheet_fractions(tiles))
+    _save_sheet(frames, info, out, tiles=tiles, columns=columns, width=tile_width)
+
+
+def make_variants(video: Path, thumbnail: Path, spritesheet: Path, *, tiles: int = 10) -> None:
+    """Both of the above with their defaults, from one probe and one decoding pass over the clip (the
+    engine derives both for every finished video: this halves what that costs)."""
+    fractions = _sheet_fractions(tiles)
+    at = sorted([*fractions, THUMBNAIL_AT])
+    frames, info = _sample(Path(video), at)
+    thumb = at.index(THUMBNAIL_AT)
+    _save_thumbnail(frames[thumb], thumbnail, 640)
+    _save_sheet(frames[:thumb] + frames[thumb + 1 :], info, spritesheet, tiles=tiles, columns=5, width=256)

@@ -102,6 +102,9 @@ class TaskSnapshot:
     height: int | None = None
     # a hint for when to look again (seconds from now); None → the engine's own backoff
     poll_after: float | None = None
+    # the vendor's estimate of the seconds the task still needs (its own ETA, or one its progress and
+    # creation time imply); the engine looks again about then instead of at its flat interval
+    eta: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # provider-private, e.g. recipe for download
     # what the vendor bills, in its own units, when it says so (e.g. Seedance {"completion_tokens": 108900});
     # a price per unit in the price table charges these instead of seconds

@@ -15,6 +15,7 @@ is JSON, so there it is a JSON object. OpenAI itself documents no metadata field
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Generator, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -200,7 +201,19 @@ def _size(value: Any) -> tuple[int | None, int | None]:
     return None, None
 
 
-def snapshot(raw: dict[str, Any]) -> TaskSnapshot:
+def eta(raw: dict[str, Any], *, now: float) -> float | None:
+    """Seconds the upstream still needs, as its own fields imply: §5 gives `progress` (0-100) and
+    `created_at` (unix seconds) and no estimate, so the rest is assumed to take as long per percent as the
+    part done did. None without a reported progress strictly between 0 and 100 (a synthesized one says
+    nothing), or without a creation time in the past. Time spent queued makes it an overestimate."""
+    reported, created = _int(raw.get("progress")), _int(raw.get("created_at"))
+    if reported is None or not 0 < reported < 100 or created is None or created >= now:
+        return None
+    elapsed = now - created
+    return elapsed * (100 - reported) / reported
+
+
+def snapshot(raw: dict[str, Any], *, now: float | None = None) -> TaskSnapshot:
     """One upstream Video object → a snapshot. Unknown states stay `in_progress`, never `failed`."""
     spelling = str(raw.get("status") or "").strip().lower()
     status = STATUS.get(spelling)
@@ -223,6 +236,7 @@ def snapshot(raw: dict[str, Any]) -> TaskSnapshot:
         width=width,
         height=height,
         meta=meta,
+        eta=eta(raw, now=time.time() if now is None else now) if status is VideoStatus.in_progress else None,
     )
 
 

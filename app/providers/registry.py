@@ -72,6 +72,7 @@ class Channel:
     enabled: bool = True
     max_rps: float | None = None  # cap on requests to the vendor through this channel
     fetch_variants: bool = False  # take the vendor's thumbnail/spritesheet (ServesVariants) over derived ones
+    typical_s: float | None = None  # how long its tasks usually take (the engine's first guess without an ETA)
     credentials: dict[str, str] = field(default_factory=dict, repr=False)
 
 
@@ -175,6 +176,7 @@ def build_channel(cfg: ChannelConfig, settings: Settings, client: httpx.AsyncCli
         priority=cfg.priority,
         max_rps=cfg.max_rps,
         fetch_variants=cfg.fetch_variants,
+        typical_s=cfg.typical_s,
         weight=cfg.weight,
         enabled=cfg.enabled,
         credentials=dict(cfg.credentials),

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import case
 
+from app.callbacks.urls import SUPPORTED as CALLS_BACK
 from app.channels import service as channels
 from app.db import now
 from app.errors import is_storage_full
@@ -31,7 +33,7 @@ from app.providers import base as pb
 from app.providers.registry import Channel
 from app.storage import StorageError
 from app.usage import service as usage
-from app.videos import janitor, submission
+from app.videos import janitor, schedule, submission
 from app.videos import repository as repo
 from app.videos.links import VARIANT_FILES
 from app.videos.models import Video
@@ -89,6 +91,10 @@ class TaskEngine:
             items="tasks",
         )
         self.owner = self.loop.owner
+        # capped channels' remaining request budgets, which size each claim (app.videos.schedule)
+        self.budget = schedule.RequestBudget(horizon_s=self.settings.engine_tick_ms / 1000)
+        self._called_back: dict[str, float] = {}  # channel fingerprint -> the latest vendor callback seen
+        self._others_idle_until = 0.0  # no uncapped channel's task was due at the last look: none till then
         self.janitor = Periodic(self.purge_expired, name="janitor", interval_s=self.settings.janitor_interval_s)
 
     # -- lifecycle (the loop's)
@@ -114,6 +120,12 @@ class TaskEngine:
         return row.id
 
     async def claim(self, *, owner: str, limit: int, exclude: Collection[str]) -> list[Video]:
+        """Due tasks, but of a capped channel only as many as its remaining request budget covers (each
+        claimed task's poll is paid for here; see app.videos.schedule)."""
+        capped = {c.fingerprint: c for c in self.gw.registry.channels.values() if c.max_rps}
+        # the other channels' tasks are looked for past the capped ones' due queue, so once per tick when
+        # there were none (tasks woken sooner, new ones, wait a tick at most)
+        others = not capped or time.monotonic() >= self._others_idle_until
         async with self.gw.sessionmaker() as s:
             rows = await repo.claim_due(
                 s,
@@ -122,11 +134,20 @@ class TaskEngine:
                 lease=self.settings.claim_lease_s,
                 skip_locked=self.gw.is_postgres,
                 exclude=exclude,
+                quotas=self.budget.quotas(capped.values()),
+                others=others,
             )
             await s.commit()
+        if capped and others and all(row.channel_fp in capped for row, _ in rows):
+            self._others_idle_until = time.monotonic() + self.loop.tick_s
         t = now()
-        for _, due in rows:
+        for row, due in rows:
             self.gw.metrics.poll_lag(t - due)
+            if row.channel_fp is not None:
+                self.budget.spend(capped.get(row.channel_fp))
+                if row.nudged_at is not None:
+                    seen = self._called_back.get(row.channel_fp, 0.0)
+                    self._called_back[row.channel_fp] = max(seen, row.nudged_at)
         return [row for row, _ in rows]
 
     async def renew(self, row: Video, *, owner: str) -> bool:
@@ -174,7 +195,7 @@ class TaskEngine:
             return
         provider = channel.provider
         task = pb.VendorTask(row.provider, row.vendor_task_id, dict(row.vendor_meta or {}))
-        await self._pace(channel)
+        await self._pace(channel, prepaid=True)  # the claim paid for this poll
         started = now()
         try:
             snap = await provider.poll(task)
@@ -194,9 +215,14 @@ class TaskEngine:
             status = pb.VideoStatus.in_progress if row.status == pb.VideoStatus.in_progress else snap.status
             if status != row.status:
                 self.gw.metrics.task_transition(row.provider, status)
-            delay = self._interval(row.poll_count)
-            if snap.poll_after is not None:
-                delay = min(snap.poll_after, self.settings.poll_max_interval_ms / 1000)
+            delay = schedule.next_poll_delay(
+                self.settings,
+                snap,
+                polls=row.poll_count,
+                elapsed=started - (row.submitted_at or started),
+                typical=channel.typical_s,
+                called_back=self._called_back_lately(row, channel),
+            )
             async with self.gw.sessionmaker() as s:
                 await repo.release(
                     s,
@@ -362,9 +388,19 @@ class TaskEngine:
         self.gw.wake_webhooks()
         await submission.discard_inputs(self.gw, row.id)
 
-    async def _pace(self, channel: Channel | None) -> None:
+    async def _pace(self, channel: Channel | None, *, prepaid: bool = False) -> None:
         if channel is not None:
+            if not prepaid:
+                self.budget.spend(channel)
             await channels.pace(self.gw, channel)
+
+    def _called_back_lately(self, row: Video, channel: Channel) -> bool:
+        """The vendor calls this task back: it did already, or it did for another task of this channel
+        lately (its callbacks reach this gateway), and it was given a callback URL."""
+        lately = now() - 2 * self.settings.poll_callback_interval_ms / 1000
+        if row.nudged_at is None and self._called_back.get(channel.fingerprint, 0.0) < lately:
+            return False
+        return channel.vendor in CALLS_BACK and self.gw.base_url() is not None
 
     async def _derive(
         self,
@@ -383,15 +419,17 @@ class TaskEngine:
         # vendor requests go where they matter: its variants only when the channel asks for them
         wanted = channel is not None and channel.fetch_variants
         fetch = provider.download_variant if wanted and isinstance(provider, pb.ServesVariants) else None
+        if fetch is None:  # both from one decoding pass
+            await asyncio.to_thread(derive.make_variants, work["video"], work["thumbnail"], work["spritesheet"])
+            return
         for variant, make in makers.items():
-            if fetch is not None:
-                try:
-                    await self._pace(channel)
-                    await _stream_to(work[variant], fetch(task, variant), limit=64 * 1024 * 1024)
-                    if await asyncio.to_thread(_is_image, work[variant]):
-                        continue
-                except (pb.ProviderError, OSError, StorageError) as exc:
-                    log.info("task %s: vendor %s unavailable (%r); deriving it", row.id, variant, exc)
+            try:
+                await self._pace(channel)
+                await _stream_to(work[variant], fetch(task, variant), limit=64 * 1024 * 1024)
+                if await asyncio.to_thread(_is_image, work[variant]):
+                    continue
+            except (pb.ProviderError, OSError, StorageError) as exc:
+                log.info("task %s: vendor %s unavailable (%r); deriving it", row.id, variant, exc)
             await asyncio.to_thread(make, work["video"], work[variant])
 
     async def _fail(self, row: Video, code: str, message: str) -> None:
@@ -429,10 +467,6 @@ class TaskEngine:
         async with self.gw.sessionmaker() as s:
             await repo.release(s, row.id, self.owner, poll_errors=errors, next_poll_at=now() + delay)
             await s.commit()
-
-    def _interval(self, polls: int) -> float:
-        base = self.settings.poll_interval_ms / 1000
-        return min(self.settings.poll_max_interval_ms / 1000, base * (1.25**polls))
 
     def _backoff(self, attempts: int) -> float:
         base, cap = self.settings.poll_interval_ms / 1000, self.settings.poll_max_interval_ms / 1000 * 4

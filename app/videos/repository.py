@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
@@ -64,7 +64,11 @@ async def delete_row(session: AsyncSession, video_id: str) -> None:
 
 
 VIDEOS = claims.QueueTable(
-    Video, due=Video.next_poll_at, live=(Video.status.in_(ACTIVE),), claimable=(Video.deleted_at.is_(None),)
+    Video,
+    due=Video.next_poll_at,
+    live=(Video.status.in_(ACTIVE),),
+    claimable=(Video.deleted_at.is_(None),),
+    group=Video.channel_fp,  # a rate-capped channel's budget limits how many of its tasks one claim takes
 )
 
 
@@ -80,11 +84,23 @@ async def claim_due(
     lease: float,
     skip_locked: bool,
     exclude: Collection[str] = (),
+    quotas: Mapping[str, int] | None = None,
+    others: bool = True,
 ) -> list[tuple[Video, float]]:
     """Claim due unfinished tasks that nobody holds; each claimed row with the time it was due (see
-    app.jobs.repository). `exclude` names rows the caller is working on already (never claimed twice)."""
+    app.jobs.repository). `exclude` names rows the caller is working on already (never claimed twice);
+    `quotas` the most tasks of each named channel (by fingerprint) this claim may take, and `others` whether
+    to look for the other channels' tasks too (app.jobs.repository)."""
     return await claims.claim(
-        session, VIDEOS, owner=owner, limit=limit, lease=lease, skip_locked=skip_locked, exclude=exclude
+        session,
+        VIDEOS,
+        owner=owner,
+        limit=limit,
+        lease=lease,
+        skip_locked=skip_locked,
+        exclude=exclude,
+        quotas=quotas,
+        others=others,
     )
 
 

@@ -1,11 +1,15 @@
 # ruff: noqa: T201 - a benchmark reports on stdout
 """A fast, stateless fake OpenAI-format vendor for P3 and P4 (vidgate's `openai_compat` channel).
 
-* `POST /v1/videos` answers at once with a new id `vt_<n>_<complete_ms>`: the task completes at
-  `now + a random delay` in [FAKE_DELAY_MIN_MS, FAKE_DELAY_MAX_MS] (0/0 by default).
-* `GET /v1/videos/{id}` reads the completion time out of the id: `in_progress` before it, `completed`
-  after. No `openai-poll-after-ms` header, so the gateway's own poll interval is what is measured.
-  P3 inserts its tasks straight into vidgate's table with ids of that form, so nothing is stored here.
+* `POST /v1/videos` answers at once with a new id `vt_<n>_<created_ms>_<complete_ms>`: the task completes
+  at `now + a random delay` in [FAKE_DELAY_MIN_MS, FAKE_DELAY_MAX_MS] (0/0 by default).
+* `GET /v1/videos/{id}` reads the creation and completion times out of the id: `in_progress` before the
+  completion, `completed` after. No `openai-poll-after-ms` header (OpenAI sends none either). What the
+  Video object says about the time left is FAKE_PROGRESS: `linear` (default) reports `created_at` and a
+  `progress` that grows linearly from 0 at creation to 100 at completion (OpenAI's fields; real progress
+  need not be linear); `none` reports no progress at all, so nothing hints at the completion time.
+  P3 inserts its tasks straight into vidgate's table with ids of that form, so nothing is stored here
+  (an id `vt_<n>_<complete_ms>` without the creation time is read as created at the first poll).
 * `GET /v1/videos/{id}/content[?variant=thumbnail|spritesheet]` serves a tiny real MP4 / WebP / JPEG.
 * Auth: exactly `Authorization: Bearer $FAKE_API_KEY`.
 * `GET /_stats` (no auth): requests per whole second per kind, for the request-rate figures.
@@ -56,6 +60,7 @@ def create_app() -> Starlette:
     api_key = os.environ.get("FAKE_API_KEY", "sk-fake-vendor")
     delay_min = int(os.environ.get("FAKE_DELAY_MIN_MS", "0"))
     delay_max = int(os.environ.get("FAKE_DELAY_MAX_MS", "0"))
+    linear = os.environ.get("FAKE_PROGRESS", "linear") == "linear"
     auth_header = f"Bearer {api_key}"
     mp4 = sample_mp4()
     assets = {
@@ -82,13 +87,15 @@ def create_app() -> Starlette:
             )
         return None
 
-    def video(vid: str, status: str, created: int, completed: int | None) -> dict[str, object]:
+    def video(
+        vid: str, status: str, created: int, completed: int | None, progress: int | None = 0
+    ) -> dict[str, object]:
         return {
             "id": vid,
             "object": "video",
             "model": "sora-2",
             "status": status,
-            "progress": 100 if status == "completed" else 50,
+            "progress": 100 if status == "completed" else progress,
             "created_at": created,
             "completed_at": completed,
             "expires_at": None,
@@ -105,8 +112,9 @@ def create_app() -> Starlette:
         await request.body()
         if bad := denied(request):
             return bad
-        done_ms = int(now * 1000) + random.randint(delay_min, delay_max)
-        return JSONResponse(video(f"vt_{next(ids)}_{done_ms}", "queued", int(now), None))
+        now_ms = int(now * 1000)
+        done_ms = now_ms + random.randint(delay_min, delay_max)
+        return JSONResponse(video(f"vt_{next(ids)}_{now_ms}_{done_ms}", "queued", int(now), None))
 
     async def retrieve(request: Request) -> Response:
         now = time.time()
@@ -114,16 +122,20 @@ def create_app() -> Starlette:
         if bad := denied(request):
             return bad
         vid = request.path_params["vid"]
+        parts = vid.split("_")
         try:
-            done = int(vid.rsplit("_", 1)[1]) / 1000
+            done = int(parts[-1]) / 1000
+            created = int(parts[-2]) / 1000 if len(parts) >= 4 else now
         except (IndexError, ValueError):
             return JSONResponse(
                 {"error": {"message": "not found", "type": "invalid_request_error", "param": None, "code": None}},
                 status_code=404,
             )
         if now >= done:
-            return JSONResponse(video(vid, "completed", int(done), int(done)))
-        return JSONResponse(video(vid, "in_progress", int(now), None))
+            return JSONResponse(video(vid, "completed", int(created), int(done)))
+        share = (now - created) / (done - created) if done > created else 0.0
+        progress = min(99, max(0, int(100 * share))) if linear else None
+        return JSONResponse(video(vid, "in_progress", int(created), None, progress))
 
     async def content(request: Request) -> Response:
         now = time.time()

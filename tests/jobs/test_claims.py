@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,7 +32,7 @@ async def add(maker: async_sessionmaker[AsyncSession], key: str, *, due: float, 
         s.add(
             WebhookDelivery(
                 id=key,
-                endpoint_id="whep_t",
+                endpoint_id=values.pop("endpoint_id", "whep_t"),
                 event_id=f"evt_{key}",
                 event_type="video.completed",
                 video_id="video_x",
@@ -48,9 +49,8 @@ async def add(maker: async_sessionmaker[AsyncSession], key: str, *, due: float, 
 
 async def claim(maker: async_sessionmaker[AsyncSession], owner: str, **kw: Any) -> list[str]:
     async with maker() as s:
-        rows = await claims.claim(
-            s, DELIVERIES, owner=owner, limit=kw.pop("limit", 10), lease=60, skip_locked=False, **kw
-        )
+        table = kw.pop("table", DELIVERIES)
+        rows = await claims.claim(s, table, owner=owner, limit=kw.pop("limit", 10), lease=60, skip_locked=False, **kw)
         await s.commit()
     return [row.id for row, _ in rows]
 
@@ -122,3 +122,30 @@ async def test_release_all_hands_every_live_claim_back(maker) -> None:
         assert await claims.release_all(s, DELIVERIES) == 2
         await s.commit()
     assert sorted(await claim(maker, "b")) == ["x", "y"]
+
+
+async def test_quotas_limit_the_rows_one_claim_takes_of_a_group_earliest_first(maker) -> None:
+    """A rate-capped channel's remaining budget: of its due rows only that many, the longest due first;
+    the other groups' rows fill the rest of the limit, so they are not crowded out."""
+    grouped = dataclasses.replace(DELIVERIES, group=WebhookDelivery.endpoint_id)
+    async with maker() as s:
+        s.add(WebhookEndpoint(id="whep_capped", url="http://y.test/", secret="s", event_types=[], created_at=0))
+        await s.commit()
+    t = now()
+    for i in range(6):
+        await add(maker, f"capped{i}", due=t - 10 + i, endpoint_id="whep_capped")
+    await add(maker, "other_late", due=t - 1)
+    await add(maker, "other_early", due=t - 20)
+    assert await claim(maker, "a", limit=4, table=grouped, quotas={"whep_capped": 2}) == [
+        "other_early",
+        "capped0",
+        "capped1",
+        "other_late",
+    ]
+    # an exhausted group takes nothing; the limit still holds over all the groups together
+    assert await claim(maker, "a", limit=3, table=grouped, quotas={"whep_capped": 0}) == []
+    assert await claim(maker, "a", limit=3, table=grouped, quotas={"whep_capped": 5}) == [
+        "capped2",
+        "capped3",
+        "capped4",
+    ]

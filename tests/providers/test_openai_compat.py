@@ -195,6 +195,20 @@ class TestStatus:
 
 
 class TestSnapshot:
+    def test_progress_and_creation_time_imply_the_time_left(self) -> None:
+        # a quarter done after 30 s: the other three quarters take about 90 s more
+        snap = snapshot({"status": "in_progress", "progress": 25, "created_at": 1000}, now=1030.0)
+        assert snap.eta == pytest.approx(90.0)
+        # no estimate without a reported progress strictly between 0 and 100, or a usable creation time
+        for raw in (
+            {"status": "in_progress", "created_at": 1000},
+            {"status": "queued", "progress": 0, "created_at": 1000},
+            {"status": "in_progress", "progress": 25},
+            {"status": "in_progress", "progress": 25, "created_at": 2000},
+            {"status": "completed", "progress": 99, "created_at": 1000},
+        ):
+            assert snapshot(raw, now=1030.0).eta is None, raw
+
     def test_completed_reports_what_was_produced(self) -> None:
         raw = {
             "id": "video_1",
