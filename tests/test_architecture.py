@@ -40,6 +40,7 @@ COMMIT_ALLOWED = {
     "videos/submission.py": "stores the task (in the request's transaction), then the vendor's id, around vendor calls",
     "videos/engine.py": "the job loop: each poll step commits",
     "videos/hotread.py": "the status-read fast path: its key's last_used_at stamp, once a minute",
+    "videos/variants.py": "a variant made on first request: the request's writes go first, not held through decoding",
     "webhooks/dispatcher.py": "the delivery loop: each attempt commits",
     "videos/janitor.py": "retention: short transactions outside any request, run by the job loop",
     "channels/service.py": "channel health: one short transaction per write, outside any request",

@@ -41,7 +41,7 @@ class ChannelConfig(BaseModel):
     enabled: bool = True
     max_rps: float | None = None  # optional cap on this channel's request rate
     # fetch the vendor's own thumbnail and spritesheet where it serves them (two more vendor requests per
-    # video) instead of deriving both from the downloaded MP4
+    # video) instead of deriving both from the downloaded MP4 when first asked for (app.videos.variants)
     fetch_variants: bool = False
     # how long this channel's tasks usually take at the vendor (seconds): without a vendor estimate, the
     # engine polls a task about then rather than every interval before it

@@ -198,7 +198,7 @@ async def content(
     row = await admin.get_task(session, video_id)
     if row.deleted_at is not None:
         raise reads.not_found(video_id)
-    return await reads.serve_asset(gw, row, variant, request, disposition="inline")
+    return await reads.serve_asset(gw, row, variant, request, disposition="inline", session=session)
 
 
 @router.get("/api/videos/{video_id}")

@@ -33,7 +33,7 @@ from app.providers import base as pb
 from app.providers.registry import Channel
 from app.storage import StorageError
 from app.usage import service as usage
-from app.videos import janitor, schedule, submission
+from app.videos import janitor, schedule, submission, variants
 from app.videos import repository as repo
 from app.videos.links import VARIANT_FILES
 from app.videos.models import Video
@@ -305,7 +305,10 @@ class TaskEngine:
                 await self._pace(channel)
                 await _stream_to(work["video"], provider.download(task, snap))
                 info = await asyncio.to_thread(probe.probe_video, work["video"])
-                await self._derive(row, provider, task, work, channel)
+                if self._fetches_variants(provider, channel):
+                    await self._derive(row, provider, task, work, channel)
+                else:  # made on first request (app.videos.variants): most clients never ask for them
+                    work = {"video": work["video"]}
                 sizes = {variant: path.stat().st_size for variant, path in work.items()}
                 for variant, path in work.items():
                     await storage.put_file(f"videos/{row.id}/{VARIANT_FILES[variant]}", path)
@@ -352,10 +355,10 @@ class TaskEngine:
             for path in work.values():
                 path.unlink(missing_ok=True)
         t = now()
-        assets: dict[str, Any] = {
-            variant: {"key": f"videos/{row.id}/{name}", "bytes": sizes[variant]}
-            for variant, name in VARIANT_FILES.items()
-        }
+        assets: dict[str, Any] = variants.lazy_assets(row.id) if len(sizes) == 1 else {}
+        assets.update(
+            {variant: {"key": f"videos/{row.id}/{VARIANT_FILES[variant]}", "bytes": n} for variant, n in sizes.items()}
+        )
         assets["video"]["audio"] = info.has_audio  # whether the stored MP4 carries a sound track
         values: dict[str, Any] = {
             "status": pb.VideoStatus.completed,
@@ -402,6 +405,11 @@ class TaskEngine:
             return False
         return channel.vendor in CALLS_BACK and self.gw.base_url() is not None
 
+    @staticmethod
+    def _fetches_variants(provider: pb.VideoProvider, channel: Channel | None) -> bool:
+        """Vendor requests go where they matter: its variants only when the channel asks for them."""
+        return channel is not None and channel.fetch_variants and isinstance(provider, pb.ServesVariants)
+
     async def _derive(
         self,
         row: Video,
@@ -410,18 +418,14 @@ class TaskEngine:
         work: dict[str, Path],
         channel: Channel | None = None,
     ) -> None:
-        """Thumbnail and spritesheet: made from the video, or the vendor's own when it serves them and the
-        channel says `fetch_variants` (a broken one is replaced by a derived one)."""
+        """The vendor's own thumbnail and spritesheet (the channel says `fetch_variants`); one that cannot be
+        had or is broken is derived from the video instead."""
         makers: dict[str, Callable[[Path, Path], object]] = {
             "thumbnail": derive.make_thumbnail,
             "spritesheet": derive.make_spritesheet,
         }
-        # vendor requests go where they matter: its variants only when the channel asks for them
-        wanted = channel is not None and channel.fetch_variants
-        fetch = provider.download_variant if wanted and isinstance(provider, pb.ServesVariants) else None
-        if fetch is None:  # both from one decoding pass
-            await asyncio.to_thread(derive.make_variants, work["video"], work["thumbnail"], work["spritesheet"])
-            return
+        fetch = provider.download_variant if isinstance(provider, pb.ServesVariants) else None
+        assert fetch is not None  # _fetches_variants said so
         for variant, make in makers.items():
             try:
                 await self._pace(channel)

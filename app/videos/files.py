@@ -30,7 +30,7 @@ async def signed_video(
     if row is None or row.deleted_at is not None:
         raise reads.not_found(video_id)
     await reads.check_link_owner(session, row)
-    return await reads.serve_asset(gw, row, variant, request, disposition="inline")
+    return await reads.serve_asset(gw, row, variant, request, disposition="inline", session=session)
 
 
 @router.api_route("/inputs/{video_id}/{name}", methods=["GET", "HEAD"])

@@ -17,6 +17,7 @@ from app.keys import repository as keys_repo
 from app.keys.models import ApiKey
 from app.providers import base as pb
 from app.videos import repository as repo
+from app.videos import variants
 from app.videos.links import MEDIA_TYPES, VARIANT_FILES
 from app.videos.models import Video
 
@@ -81,7 +82,7 @@ async def discard(gw: Gateway, session: AsyncSession, row: Video) -> None:
     await gw.storage.delete_prefix(f"inputs/{row.id}")
 
 
-async def asset(gw: Gateway, row: Video, variant: str) -> tuple[str, str, str]:
+async def asset(gw: Gateway, row: Video, variant: str, session: AsyncSession | None = None) -> tuple[str, str, str]:
     """(storage key, media type, download filename) of a finished video's variant, or a clear 4xx."""
     if variant not in VARIANT_FILES:
         raise errors.InvalidRequest(
@@ -97,6 +98,7 @@ async def asset(gw: Gateway, row: Video, variant: str) -> tuple[str, str, str]:
         )
     if row.assets_purged_at is not None or _expired(row):
         raise _expired_error(row)
+    await variants.ensure(gw, row, variant, session)  # a thumbnail or spritesheet is made on first request
     entry = (row.assets or {}).get(variant)
     if not entry or not await gw.storage.exists(entry["key"]):
         raise errors.NotFound(
@@ -117,11 +119,17 @@ def _expired_error(row: Video) -> errors.NotFound:
 
 
 async def serve_asset(
-    gw: Gateway, row: Video, variant: str, request: Request, *, disposition: str = "attachment"
+    gw: Gateway,
+    row: Video,
+    variant: str,
+    request: Request,
+    *,
+    disposition: str = "attachment",
+    session: AsyncSession | None = None,
 ) -> Response:
     """A variant as an HTTP response. The storage opens the object before answering, so an asset deleted
     (DELETE, the retention purge) after the lookup above is a 404 here, and one that was opened is sent whole."""
-    storage_key, media_type, filename = await asset(gw, row, variant)
+    storage_key, media_type, filename = await asset(gw, row, variant, session)
     try:
         return await gw.storage.serve(
             storage_key, request, media_type=media_type, filename=filename, disposition=disposition

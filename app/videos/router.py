@@ -148,7 +148,7 @@ async def video_content(
     variant: str = Query("video"),
 ) -> Response:
     row = await reads.get_video(session, key, video_id)
-    return await reads.serve_asset(gw, row, variant, request)
+    return await reads.serve_asset(gw, row, variant, request, session=session)
 
 
 @router.post("/videos/{video_id}/remix", summary="Remix a video", openapi_extra=openapi.REMIX, **openapi.VIDEO)

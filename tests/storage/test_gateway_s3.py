@@ -42,6 +42,11 @@ async def test_videos_on_s3_stream_with_range(database_url, tmp_path, s3_endpoin
             vid = (await finish(c, auth, r.json()["id"]))["id"]
             listed = await s3_admin.list_objects_v2(Bucket=BUCKET, Prefix=f"gw-{tmp_path.name}/videos/{vid}/")
             names = sorted(o["Key"].rsplit("/", 1)[1] for o in listed.get("Contents", []))
+            assert names == ["video.mp4"]  # the variants are made when first asked for (app.videos.variants)
+            thumb = await c.get(f"/v1/videos/{vid}/content?variant=thumbnail", headers=auth)
+            assert thumb.status_code == 200 and thumb.content[:4] == b"RIFF" and thumb.content[8:12] == b"WEBP"
+            listed = await s3_admin.list_objects_v2(Bucket=BUCKET, Prefix=f"gw-{tmp_path.name}/videos/{vid}/")
+            names = sorted(o["Key"].rsplit("/", 1)[1] for o in listed.get("Contents", []))
             assert names == ["spritesheet.jpg", "thumbnail.webp", "video.mp4"]
 
             full = await c.get(f"/v1/videos/{vid}/content", headers=auth)
