@@ -63,6 +63,7 @@ class RedisPublisher:
         self._pending = Invalidation()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def in_transaction(self, session: Session, inv: Invalidation) -> None:
         pass
@@ -80,7 +81,9 @@ class RedisPublisher:
 
     async def _run(self) -> None:
         delay = 0.1
-        while True:
+        # the flag, not only the cancellation, ends the loop: redis-py may swallow a CancelledError that
+        # arrives during a command (seen: the publish returned, and the loop waited for ever)
+        while not self._closing:
             await self._wake.wait()
             self._wake.clear()
             if self._pending.empty:
@@ -93,6 +96,8 @@ class RedisPublisher:
                 raise
             except (RedisError, OSError) as exc:
                 self._pending.merge(batch)
+                if self._closing:
+                    return  # aclose sends what is left
                 log.warning("read cache: cannot publish an invalidation to Redis (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
@@ -101,8 +106,10 @@ class RedisPublisher:
                 delay = 0.1
 
     async def aclose(self) -> None:
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
+            self._wake.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None

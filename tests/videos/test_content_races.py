@@ -86,8 +86,8 @@ def vanish_after_lookup(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     vanished: list[str] = []
     real = reads.asset
 
-    async def asset(gw: Any, row: Video, variant: str) -> tuple[str, str, str]:
-        found = await real(gw, row, variant)
+    async def asset(gw: Any, row: Video, variant: str, session: Any = None) -> tuple[str, str, str]:
+        found = await real(gw, row, variant, session)
         await gw.storage.delete_prefix(f"videos/{row.id}")
         vanished.append(row.id)
         return found
@@ -117,8 +117,8 @@ class TestFileVanishesBetweenLookupAndOpen:
         gw = app.state.gateway
         real = reads.asset
 
-        async def asset(gw_: Any, row: Video, variant: str) -> tuple[str, str, str]:
-            found = await real(gw_, row, variant)
+        async def asset(gw_: Any, row: Video, variant: str, session: Any = None) -> tuple[str, str, str]:
+            found = await real(gw_, row, variant, session)
             # the retention deadline passes and the janitor purges, between this lookup and the open
             async with gw.sessionmaker() as s:
                 stored = await s.get(Video, row.id)
