@@ -1,8 +1,8 @@
 # ruff: noqa: T201 - a benchmark reports on stdout
 """Render the figures of the latest run (bench/results/*.json, written by each bench script) as the
-README's figures table, between `<!-- bench:begin -->` and `<!-- bench:end -->`.
+figures table of README.md and bench/README.md, between `<!-- bench:begin -->` and `<!-- bench:end -->`.
 
-    python bench/report.py            # rewrite README.md's table
+    python bench/report.py            # rewrite both tables
     python bench/report.py --print    # print it only
 """
 
@@ -45,7 +45,7 @@ def render(runs: list[dict[str, object]]) -> str:
     for nproc, cpu, kernel, python in sorted(machines):
         out.append(f"Machine: {nproc} × {cpu}, Linux {kernel}, Python {python}.")
     out.append(
-        f"Run: {dates[0]} to {dates[-1]}, `make bench`. Versions: "
+        f"Recorded {dates[0]} to {dates[-1]} by the bench scripts (`bench/results/`). Versions: "
         + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
         + "."
     )
@@ -67,15 +67,15 @@ def main() -> int:
     if args.print:
         print(table)
         return 0
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    if BEGIN not in text or END not in text:
-        print(f"README.md has no {BEGIN} … {END} block", file=sys.stderr)
-        return 1
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
-    print(f"README.md: figures table rewritten from {len(load())} runs")
+    for readme in (ROOT / "README.md", ROOT / "bench" / "README.md"):
+        text = readme.read_text()
+        if BEGIN not in text or END not in text:
+            print(f"{readme.relative_to(ROOT)} has no {BEGIN} … {END} block", file=sys.stderr)
+            return 1
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        readme.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+        print(f"{readme.relative_to(ROOT)}: figures table rewritten from {len(load())} runs")
     return 0
 
 
