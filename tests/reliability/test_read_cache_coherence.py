@@ -60,14 +60,16 @@ async def _redis_reachable() -> str | None:
         await client.aclose()
 
 
-@pytest.fixture(params=["ttl", "postgres", "redis"])
-async def coherence(request: pytest.FixtureRequest) -> dict[str, Any]:
+# the mechanisms this run can test: LISTEN/NOTIFY is PostgreSQL's, so it exists in the PostgreSQL run only
+# (CI's second run) rather than being skipped in the SQLite one; Redis is required in CI
+CHANNELS = ["postgres", "redis"] if PG_URL else ["redis"]
+
+
+async def _settings_for(mode: str) -> dict[str, Any]:
     """The gateways' settings for one mechanism (the CLI gets them through its environment)."""
-    if request.param == "ttl":
+    if mode == "ttl":
         return {"read_cache_notify": "off"}
-    if request.param == "postgres":
-        if not PG_URL:
-            pytest.skip("LISTEN/NOTIFY needs PostgreSQL (VIDGATE_TEST_DATABASE_URL; CI's second run)")
+    if mode == "postgres":
         return {"read_cache_notify": "postgres", **NOTIFIED}
     problem = await _redis_reachable()
     if problem:
@@ -75,6 +77,17 @@ async def coherence(request: pytest.FixtureRequest) -> dict[str, Any]:
             pytest.fail(f"{problem} — CI must run the Redis invalidation tests")
         pytest.skip(problem)
     return {"read_cache_notify": "redis", "redis_url": REDIS_URL, **NOTIFIED}
+
+
+@pytest.fixture(params=["ttl", *CHANNELS])
+async def coherence(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return await _settings_for(request.param)
+
+
+@pytest.fixture(params=CHANNELS)
+async def channel(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """As `coherence`, for the mechanisms that have a channel to lose."""
+    return await _settings_for(request.param)
 
 
 def _sample(body: str, name: str) -> float:
@@ -262,9 +275,8 @@ async def _kill_subscription(app: Any, url: str, coherence: dict[str, Any]) -> N
         await client.aclose()
 
 
-async def test_a_lost_channel_falls_back_to_the_short_ttl_and_resubscribes(own_database, tmp_path, coherence) -> None:
-    if coherence["read_cache_notify"] == "off":
-        pytest.skip("no channel to lose")
+async def test_a_lost_channel_falls_back_to_the_short_ttl_and_resubscribes(own_database, tmp_path, channel) -> None:
+    coherence = channel
     storage = tmp_path / "shared"
     async with (
         gateway(own_database, storage, **coherence) as (a, ca),
