@@ -42,10 +42,10 @@ class PostgresPublisher:
             repo.notify(session, CHANNEL, payload)
 
     def after_commit(self, inv: Invalidation) -> None:
-        pass
+        """Nothing left to do: the NOTIFY went out with the commit."""
 
     async def aclose(self) -> None:
-        pass
+        """Nothing held: the notifications use the writers' own connections."""
 
 
 class RedisPublisher:
@@ -66,7 +66,7 @@ class RedisPublisher:
         self._closing = False
 
     def in_transaction(self, session: Session, inv: Invalidation) -> None:
-        pass
+        """Nothing yet: Redis hears of a transaction only once it has committed (`after_commit`)."""
 
     def after_commit(self, inv: Invalidation) -> None:
         # a session event, run on the event loop's thread (inside SQLAlchemy's greenlet)

@@ -189,12 +189,11 @@ class HotReadMiddleware:
             key = await self._once(("k", digest, cache.key_gen), lambda: self._fill_key(gw, token, digest))
             if key is None:
                 return None
-        if not key.enabled or key.ip_allowlist or key.expires_at is not None:
-            # a rule to check against this request: check_key decides (as app.deps.authenticate does)
-            try:
-                check_key(Request(scope), cast(ApiKey, key), gw.settings)
-            except GatewayError:
-                return None  # refused: the normal path reads the key again and gives the refusal
+        request = Request(scope)
+        try:
+            check_key(request, cast(ApiKey, key), gw.settings)
+        except GatewayError:
+            return None  # refused: the normal path reads the key again and gives the refusal
         t = now()
         if key.last_used_at is None or t - key.last_used_at > LAST_USED_EVERY_S:
             key.last_used_at = t
@@ -212,7 +211,7 @@ class HotReadMiddleware:
         poll = reads.poll_after_ms(gw, cast(Video, entry)) if entry.unfinished else None
         body = entry.body
         if entry.status == VideoStatus.completed:
-            url = reads.signed_url(gw, cast(Video, entry), base=link_base(gw.settings, Request(scope)))
+            url = reads.signed_url(gw, cast(Video, entry), base=link_base(gw.settings, request))
             if url:
                 body = body[:-1] + b',"url":' + render(url) + b"}"
         return body, poll, key.prefix
