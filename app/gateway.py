@@ -15,7 +15,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.db import create_engine, create_sessionmaker
+from app.db import GroupCommit, create_engine, create_sessionmaker
 from app.invalidation.publisher import Publisher, close_publisher, open_publisher
 from app.keys.limits import MemoryRateLimiter, RateLimiter, build_rate_limiter
 from app.netguard import public_only_client
@@ -46,6 +46,14 @@ class Gateway:
     webhooks: WebhookDispatcher | None = field(default=None)
     owns_http: bool = field(default=True, repr=False)  # False: `http` was lent by the caller, who closes it
     publisher: Publisher | None = field(default=None)  # tells other processes what this one's writes invalidate
+    _group: GroupCommit | None = field(default=None, init=False, repr=False)
+
+    @property
+    def group_commit(self) -> GroupCommit:
+        """Short compare-and-set writes of concurrent requests and polls share a commit (app.db.GroupCommit)."""
+        if self._group is None:
+            self._group = GroupCommit(self.sessionmaker)
+        return self._group
 
     @property
     def is_postgres(self) -> bool:

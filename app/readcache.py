@@ -50,6 +50,7 @@ from app.videos.models import Video
 
 # ApiKey columns a status read does not depend on: writing only these keeps the cached keys
 KEY_IRRELEVANT = frozenset({"last_used_at", "used_credits"})
+_TABLES: dict[Any, type] = {Video.__table__: Video, ApiKey.__table__: ApiKey}
 # bytes per entry besides its body and its id's characters, as tracemalloc counts them on CPython 3.11 (the
 # entry object and its floats, the id string's header, the key tuple, the LRU's dict slot and link, the
 # owners set): tests/test_readcache.py checks the estimate against tracemalloc
@@ -372,8 +373,9 @@ def _note(
     _pending(session).merge(inv)
 
 
-def _id_values(where: ColumnElement[Any] | None, table: Any) -> set[str] | None:
-    """The ids an `id == x` or `id IN (...)` conjunct restricts the statement to; None if none does."""
+def _id_values(where: ColumnElement[Any] | None, table: Any, params: Any = None) -> set[str] | None:
+    """The ids an `id == x` or `id IN (...)` conjunct restricts the statement to (`x` a value, or a bound
+    parameter given in `params`, the statement's execution parameters); None if none does."""
     if where is None:
         return None
     if isinstance(where, BooleanClauseList) and where.operator is operators.and_:
@@ -387,6 +389,8 @@ def _id_values(where: ColumnElement[Any] | None, table: Any) -> set[str] | None:
         if getattr(left, "table", None) is not table or getattr(left, "key", None) != "id":
             continue
         value = c.right.effective_value
+        if value is None and isinstance(params, dict):
+            value = params.get(c.right.key)
         if c.operator is operators.eq and isinstance(value, str):
             return {value}
         if c.operator is operators.in_op and isinstance(value, (list, tuple)):
@@ -401,15 +405,16 @@ def _on_execute(state: ORMExecuteState) -> None:
     if target is None:
         return
     mapper = state.bind_mapper
-    entity = mapper.class_ if mapper is not None else None
     stmt: Any = state.statement
+    # an ORM statement names its entity; a Core one (a prebuilt compare-and-set) its table
+    entity = mapper.class_ if mapper is not None else _TABLES.get(getattr(stmt, "table", None))
     if entity is ApiKey:
         values = getattr(stmt, "_values", None) or {}
         names = {getattr(k, "key", k) for k in values}
         if state.is_delete or not names or not names <= KEY_IRRELEVANT:
             _note(state.session, target, keys=True)
     elif entity is Video:
-        ids = _id_values(stmt.whereclause, Video.__table__)
+        ids = _id_values(stmt.whereclause, Video.__table__, state.parameters)
         if ids is None:
             _note(state.session, target, all_videos=True)
         else:

@@ -85,6 +85,7 @@ def run_db(db: str, work: Path, base_url: str, args: argparse.Namespace) -> dict
         for fn in runs.values():
             fn(2)
         results: dict[str, list[c.LoadResult]] = {name: [] for name in runs}
+        busy: list[float] = []  # the gateway's CPU (cores) during each create run
         for rnd in range(args.rounds):
             for name, fn in runs.items():
                 # VIDGATE_BENCH_PROFILE_DIR: py-spy records the gateway during the first measured create run
@@ -93,7 +94,10 @@ def run_db(db: str, work: Path, base_url: str, args: argparse.Namespace) -> dict
                     if (rnd, name) == (0, "create")
                     else None
                 )
+                cpu0, wall0 = c.cpu_seconds(gw.proc.pid), time.monotonic()
                 res = fn(args.seconds)
+                if name == "create":
+                    busy.append((c.cpu_seconds(gw.proc.pid) - cpu0) / (time.monotonic() - wall0))
                 if spy is not None:
                     spy.wait(timeout=60)
                 if res.bad:
@@ -112,6 +116,7 @@ def run_db(db: str, work: Path, base_url: str, args: argparse.Namespace) -> dict
             "create_p99": statistics.median(r.p99_ms or 0 for r in results["create"]),
             "stored": stored,
             "sent": sent,
+            "cpu": statistics.median(busy),
         }
 
 
@@ -152,7 +157,7 @@ def main() -> int:
     failed = False
     for db, res in out.items():
         if isinstance(res, str):
-            rows.append([db, res, *[""] * 7])
+            rows.append([db, res, *[""] * 8])
             failed |= res.startswith("FAILED")
             continue
         rows.append(
@@ -166,6 +171,7 @@ def main() -> int:
                 f"{res['creates'] / res['reads']:.2f}",  # type: ignore[operator]
                 f"{c.fmt(res['create_p50'], 1)} / {c.fmt(res['create_p99'], 1)}",  # type: ignore[arg-type]
                 f"{res['stored']:,} of {res['sent']:,}",
+                f"{res['cpu']:.0%} / {1000 * res['cpu'] / res['creates']:.1f} ms",  # type: ignore[operator]
             ]
         )
     print()
@@ -181,6 +187,7 @@ def main() -> int:
                 "creates / reads",
                 "create p50 / p99 ms (at peak)",
                 "tasks stored (incl. warm-up) / measured creates",
+                "gateway CPU (of a core) / per create",
             ],
             rows,
         )

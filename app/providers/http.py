@@ -12,7 +12,7 @@ import base64
 import email.utils
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -83,11 +83,30 @@ async def request(
 ) -> httpx.Response:
     """One API call; a transport failure (refused, reset, timeout) is `Unavailable`, named after `vendor`."""
     try:
+        files = kwargs.get("files")
+        if files is not None and _in_memory(files):
+            # httpx streams a multipart body a piece at a time (a socket write per part header, value and
+            # line break); a body that is in memory anyway goes out encoded once, in one write
+            auth = kwargs.pop("auth", httpx.USE_CLIENT_DEFAULT)
+            follow = kwargs.pop("follow_redirects", httpx.USE_CLIENT_DEFAULT)
+            req = client.build_request(method, url, **kwargs)
+            req.read()
+            return await client.send(req, auth=auth, follow_redirects=follow)
         return await client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         raise Unavailable(
             provider, f"{vendor} unreachable: {type(exc).__name__}: {exc}", vendor_code="transport"
         ) from exc
+
+
+def _in_memory(files: Any) -> bool:
+    """Whether every part of an httpx `files=` argument is text or bytes (no file object to stream)."""
+    parts = files.values() if isinstance(files, Mapping) else (spec for _, spec in files)
+    for spec in parts:
+        content = spec[1] if isinstance(spec, tuple) else spec
+        if not isinstance(content, (bytes, str)):
+            return False
+    return True
 
 
 def json_body(resp: httpx.Response) -> Any:

@@ -18,8 +18,6 @@ from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case
-
 from app.callbacks.urls import SUPPORTED as CALLS_BACK
 from app.channels import service as channels
 from app.db import now
@@ -223,19 +221,18 @@ class TaskEngine:
                 typical=channel.typical_s,
                 called_back=self._called_back_lately(row, channel),
             )
-            async with self.gw.sessionmaker() as s:
-                await repo.release(
-                    s,
-                    row.id,
-                    self.owner,
-                    status=status,
-                    progress=max(row.progress, min(99, snap.progress or 0)),
-                    poll_count=row.poll_count + 1,
-                    poll_errors=0,
-                    # a vendor callback arrived during this poll (which may have missed its news): look again
-                    next_poll_at=case((Video.nudged_at >= started, now()), else_=now() + delay),
-                )
-                await s.commit()
+            values = {
+                "status": status,
+                "progress": max(row.progress, min(99, snap.progress or 0)),
+                "poll_count": row.poll_count + 1,
+                "poll_errors": 0,
+                "next_poll_at": now() + delay,
+            }
+            # concurrent polls' writes share a commit (one write transaction where there were many); a vendor
+            # callback that arrived during this poll (which may have missed its news) makes it due at once
+            await self.gw.group_commit.run(
+                lambda s: repo.release(s, row.id, self.owner, nudged_since=started, **values)
+            )
 
     async def _recover(self, row: Video) -> bool:
         """The submit that a crash interrupted may have reached its channel: look before submitting again."""

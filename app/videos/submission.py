@@ -288,9 +288,7 @@ async def record_submitted(gw: Gateway, row: Video, channel: Channel, task: pb.V
         "submitted_at": now(),
         "next_poll_at": first_poll,
     }
-    async with gw.sessionmaker() as s:
-        stored = await repo.release(s, row.id, owner, **values)
-        await s.commit()
+    stored = await gw.group_commit.run(lambda s: repo.release(s, row.id, owner, **values))
     if not stored:
         # another worker took the row over while this vendor was answering: it resubmits or recovers it
         log.error(
