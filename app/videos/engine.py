@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.callbacks.urls import SUPPORTED as CALLS_BACK
 from app.channels import service as channels
 from app.db import now
@@ -374,13 +376,16 @@ class TaskEngine:
         charge = usage.cost(
             self.gw.registry.prices, [row.model, row.vendor_model], info.width, info.height, produced, units=snap.usage
         )
-        async with self.gw.sessionmaker() as s:
+
+        async def finish(s: AsyncSession) -> bool:
             # only while this engine still holds the task: one that lost its lease never finalises it
             done = await repo.release(s, row.id, self.owner, **values)
             if done:  # in the same transaction as the transition: charged and announced exactly once
                 await usage.settle(s, row, charged=charge)
                 await enqueue_video_event(s, row, status=pb.VideoStatus.completed)
-            await s.commit()
+            return done
+
+        done = await self.gw.group_commit.run(finish)  # with the other polls' writes (app.db.GroupCommit)
         if not done:
             log.info("task %s was finished or taken over elsewhere; dropping this copy", row.id)
             return

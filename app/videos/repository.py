@@ -6,10 +6,11 @@ import functools
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Update, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from app.db import now
 from app.jobs import repository as claims
@@ -17,6 +18,7 @@ from app.providers.base import TERMINAL, VideoStatus
 from app.videos.models import Character, IdempotencyKey, Video
 
 ACTIVE = (VideoStatus.queued, VideoStatus.in_progress)
+_VIDEOS = Video.__table__
 
 
 async def get_owned(session: AsyncSession, owner: str, video_id: str) -> Video | None:
@@ -58,6 +60,30 @@ async def list_owned(
 async def cursor_row(session: AsyncSession, owner: str, video_id: str) -> Video | None:
     # deleted rows still anchor a cursor, so deleting while paging does not break the page chain
     return await session.scalar(select(Video).where(Video.id == video_id, Video.owner == owner))
+
+
+async def insert_row(session: AsyncSession, row: Video) -> None:
+    """Store a new row with one prebuilt INSERT (no unit of work: a create's row is written once and never
+    through this session again). `row` then stands for the stored row, detached, as after an expunge; the
+    columns it leaves unset get their defaults, in the row as in the database."""
+    values: dict[str, Any] = {}
+    for attr in Video.__mapper__.column_attrs:
+        column = attr.columns[0]
+        value = getattr(row, attr.key)
+        default: Any = column.default
+        if value is None and default is not None:
+            if default.is_clause_element:
+                continue  # computed by the database (none today)
+            value = default.arg(None) if default.is_callable else default.arg
+        setattr(row, attr.key, value)  # every attribute loaded: nothing of the detached row is left to expire
+        values[column.key] = value
+    await session.execute(_insert(), values)
+    make_transient_to_detached(row)
+
+
+@functools.cache
+def _insert() -> Any:
+    return insert(_VIDEOS)
 
 
 async def delete_row(session: AsyncSession, video_id: str) -> None:
@@ -108,9 +134,6 @@ async def claim_due(
 async def renew_claim(session: AsyncSession, video_id: str, *, owner: str, lease: float) -> bool:
     """Extend `owner`'s claim; False when the row is no longer theirs (taken over, released or finished)."""
     return await claims.renew(session, VIDEOS, video_id, owner=owner, lease=lease)
-
-
-_VIDEOS = Video.__table__
 
 
 @functools.lru_cache(maxsize=256)
@@ -218,12 +241,23 @@ async def expired_unpurged(session: AsyncSession, *, limit: int = 100) -> Sequen
 
 async def mark_settled(session: AsyncSession, video_id: str, *, charged: float) -> bool:
     """Record the task's charge (a refund when 0) unless it was settled already: compare-and-set, so once."""
-    result = await session.execute(
-        update(Video)
-        .where(Video.id == video_id, Video.settlement.is_(None))
-        .values(settlement="charged" if charged > 0 else "refunded", charged_credits=charged, settled_at=now())
-    )
+    params = {"id_": video_id, "v_settlement": "charged" if charged > 0 else "refunded", "v_charged": charged}
+    result = await session.execute(_settle(), {**params, "v_at": now()})
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _settle() -> Update:
+    t = _VIDEOS.c
+    return (
+        update(_VIDEOS)
+        .where(t.id == bindparam("id_"), t.settlement.is_(None))
+        .values(
+            settlement=bindparam("v_settlement", type_=t.settlement.type),
+            charged_credits=bindparam("v_charged", type_=t.charged_credits.type),
+            settled_at=bindparam("v_at", type_=t.settled_at.type),
+        )
+    )
 
 
 async def list_all(

@@ -204,9 +204,9 @@ async def _store(gw: Gateway, key: ApiKey, draft: Draft, s: AsyncSession) -> Pla
             code="concurrency_limit_exceeded",
             retry_after=5,
         )
-    s.add(row)
+    # not added to the session: the caller's session must not write it again (the engine may own it by then)
+    await repo.insert_row(s, row)
     await s.commit()
-    s.expunge(row)  # the caller's session must not write it again: the engine may own the row by then
     return Plan(ordered, records)
 
 

@@ -79,14 +79,19 @@ def _wrap(mp: pytest.MonkeyPatch, owner: Any, name: str, after: bool) -> None:
 
 def _crash_committing_a_video(mp: pytest.MonkeyPatch) -> None:
     """Crash at the COMMIT of a transaction that stores a video row (the row and its reservation are sent)."""
-    original = AsyncSession.commit
+    original, insert_row = AsyncSession.commit, submission.repo.insert_row
+
+    async def inserting(session: AsyncSession, row: Video) -> None:
+        await insert_row(session, row)
+        session.info["stores_a_video"] = True
 
     async def commit(self: AsyncSession) -> None:
-        if any(isinstance(obj, Video) for obj in self.new):
+        if self.info.pop("stores_a_video", False):
             await self.flush()
             raise Crash
         await original(self)
 
+    mp.setattr(submission.repo, "insert_row", inserting)
     mp.setattr(AsyncSession, "commit", commit)
 
 
