@@ -377,21 +377,27 @@ class TaskEngine:
             self.gw.registry.prices, [row.model, row.vendor_model], info.width, info.height, produced, units=snap.usage
         )
 
-        async def finish(s: AsyncSession) -> bool:
+        async def finish(s: AsyncSession) -> tuple[bool, int]:
             # only while this engine still holds the task: one that lost its lease never finalises it
-            done = await repo.release(s, row.id, self.owner, **values)
-            if done:  # in the same transaction as the transition: charged and announced exactly once
-                await usage.settle(s, row, charged=charge)
-                await enqueue_video_event(s, row, status=pb.VideoStatus.completed)
-            return done
+            if not await repo.release(s, row.id, self.owner, **values):
+                return False, 0
+            # in the same transaction as the transition: charged and announced exactly once
+            await usage.settle(s, row, charged=charge)
+            return True, await enqueue_video_event(s, row, status=pb.VideoStatus.completed)
 
-        done = await self.gw.group_commit.run(finish)  # with the other polls' writes (app.db.GroupCommit)
+        # with the other polls' writes (app.db.GroupCommit)
+        done, announced = await self.gw.group_commit.run(finish)
         if not done:
             log.info("task %s was finished or taken over elsewhere; dropping this copy", row.id)
             return
         self.gw.metrics.task_transition(row.provider, pb.VideoStatus.completed)
-        self.gw.wake_webhooks()
-        await submission.discard_inputs(self.gw, row.id)
+        await self._finished(row, announced)
+
+    async def _finished(self, row: Video, announced: int) -> None:
+        if announced:
+            self.gw.wake_webhooks()  # deliveries to make (none: nothing to wake the dispatcher for)
+        if row.inputs.stored:
+            await submission.discard_inputs(self.gw, row.id)
 
     async def _pace(self, channel: Channel | None, *, prepaid: bool = False) -> None:
         if channel is not None:
@@ -451,15 +457,15 @@ class TaskEngine:
                 completed_at=int(now()),
                 next_poll_at=None,
             )
+            announced = 0
             if done:  # refunded and announced in the same transaction as the transition, exactly once
                 await usage.settle(s, row, charged=0.0)
-                await enqueue_video_event(s, row, status=pb.VideoStatus.failed)
+                announced = await enqueue_video_event(s, row, status=pb.VideoStatus.failed)
             await s.commit()
         if not done:  # finished elsewhere, or another worker holds it now (and may still need its inputs)
             return
         self.gw.metrics.task_transition(row.provider, pb.VideoStatus.failed)
-        self.gw.wake_webhooks()
-        await submission.discard_inputs(self.gw, row.id)
+        await self._finished(row, announced)
 
     async def _poll_error(self, row: Video, exc: pb.ProviderError) -> None:
         self.gw.metrics.vendor_error(row.provider, exc.vendor_code or type(exc).__name__)

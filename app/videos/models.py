@@ -50,6 +50,15 @@ class VideoInputs(BaseModel):
     segment_seconds: int | None = None  # extend: the new segment's length (`seconds` is the total)
     source_seconds: int | None = None  # extend: the source's length
 
+    @property
+    def stored(self) -> bool:
+        """Whether any input of the task's was written to storage (so there is something to discard)."""
+        return bool(
+            self.source_key
+            or (self.image_first is not None and self.image_first.key)
+            or (self.image_last is not None and self.image_last.key)
+        )
+
     def image(self, name: str) -> StoredImage | None:
         """The stored image named as in its signed link (`first` or `last`)."""
         return {"first": self.image_first, "last": self.image_last}.get(name)

@@ -629,6 +629,8 @@ def maybe_profile(pid: int, name: str, seconds: float) -> subprocess.Popen[bytes
         "-o",
         str(out),
         "--nonblocking",
+        # only the thread holding the GIL: where the event loop's CPU goes (threads waiting in C look busy)
+        *(["--gil"] if os.environ.get("VIDGATE_BENCH_PROFILE_GIL") else []),
     ]
     progress(f"py-spy -> {out}")
     return subprocess.Popen(pinned(cmd, CLIENT_CORE), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
