@@ -6,8 +6,7 @@ they find news:
 * `next_poll_delay`: a poll is worth making when the task may have finished. In order of trust: the
   vendor's explicit "look again in" (`poll_after`); its estimate of the time left (`eta`); the channel's
   typical task duration (`typical_s`) while the task is younger than that; else the configured interval
-  with its backoff. Never beyond `poll_max_interval_ms`: an estimate further away than that is reached in
-  as many polls as flat ones would make, the first one shortened so that the last lands on it — unless the vendor is calling this task back, in
+  with its backoff. Never beyond `poll_max_interval_ms` — unless the vendor is calling this task back, in
   which case the callback replaces the polls and a poll every `poll_callback_interval_ms` is the safety net.
 * `RequestBudget`: a claimed task that then waits in `channels.pace` holds a concurrency slot and its
   lease while doing nothing. The engine claims only as many tasks of a capped channel as the channel's
@@ -50,12 +49,7 @@ def next_poll_delay(
         return min(snap.poll_after, longest)
     if snap.eta is not None:
         # about when the vendor expects it done; not more often than a quarter interval while it overruns
-        eta = max(snap.eta, interval / 4)
-        if eta > longest:
-            # too far for one wait: polls at most `longest` apart, as many as flat ones, but spaced so that
-            # the last lands on the expected completion (not up to `longest` after it)
-            eta = max(eta - longest * (math.ceil(eta / longest) - 1), interval / 4)
-        return min(longest, eta)
+        return min(longest, max(snap.eta, interval / 4))
     backoff = min(longest, interval * BACKOFF**polls)
     if typical is not None and elapsed < typical:
         return min(longest, max(backoff, typical - elapsed))

@@ -45,21 +45,6 @@ class TestWhenToPollAgain:
             row = await r.video(vid)
             assert _within(row.next_poll_at, t0 + 2, time.time() + 2), row.next_poll_at - t0
 
-    async def test_polls_toward_a_far_estimate_are_spaced_to_land_on_it(self, database_url, tmp_path) -> None:
-        # done in 75 s, polls at most 30 s apart: at 15, 45 and 75 s (flat ones, at 30, 60 and 90 s, would
-        # make as many requests and see the video up to 15 s late)
-        vendor = ScriptedProvider(polls=[snap("in_progress", 20, eta=75.0), snap("in_progress", 40, eta=60.0)])
-        async with rig(database_url, tmp_path, vendor, poll_interval_ms=8_000, poll_max_interval_ms=30_000) as r:
-            vid = (await r.create()).id
-            t0 = time.time()
-            await r.step(vid)
-            row = await r.video(vid)
-            assert _within(row.next_poll_at, t0 + 15, time.time() + 15), row.next_poll_at - t0
-            t0 = time.time()
-            await r.step(vid)
-            row = await r.video(vid)
-            assert _within(row.next_poll_at, t0 + 30, time.time() + 30), row.next_poll_at - t0
-
     async def test_without_an_estimate_the_typical_duration_sets_the_poll(self, database_url, tmp_path) -> None:
         vendor = ScriptedProvider(polls=[snap("in_progress", 50)])
         async with rig(database_url, tmp_path, vendor, poll_interval_ms=5_000, poll_max_interval_ms=300_000) as r:
