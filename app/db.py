@@ -72,8 +72,9 @@ class GroupCommit:
     group gets that error (as each would have had on its own).
     """
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, max_group: int = 16) -> None:
         self._maker = sessionmaker
+        self.max_group = max_group
         self._pending: list[tuple[Write, asyncio.Future[Any]]] = []
         self._lock = asyncio.Lock()
         self._inflight: set[asyncio.Task[None]] = set()
@@ -84,8 +85,9 @@ class GroupCommit:
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append((write, fut))
         async with self._lock:
-            if not fut.done():
-                batch, self._pending = self._pending, []
+            while not fut.done():
+                # at most `max_group` writes a transaction: on SQLite the others' writers wait for its lock
+                batch, self._pending = self._pending[: self.max_group], self._pending[self.max_group :]
                 # shielded: a caller cancelled while its group commits must not leave the others waiting
                 task = asyncio.ensure_future(self._commit(batch))
                 self._inflight.add(task)  # the loop holds tasks weakly

@@ -58,10 +58,19 @@ async def test_concurrent_writes_share_commits_and_each_gets_its_own_result(make
     results = await asyncio.gather(*(group.run(insert(f"r{i}", i)) for i in range(40)))
     assert results == list(range(40))
     assert await rows(maker) == {f"r{i}": i for i in range(40)}
-    # the first write commits alone (nothing waits for a group to fill); the 39 that queued meanwhile, together
+    # the first write commits alone (nothing waits for a group to fill); the 39 that queued meanwhile in
+    # groups of at most 16
     assert group.writes == 40
-    assert group.groups <= 3
+    assert group.groups == 1 + 3
     assert len(maker.commits) == group.groups
+
+
+async def test_a_group_is_at_most_max_group_writes(maker: Any) -> None:
+    group = GroupCommit(maker, max_group=8)
+    assert await asyncio.gather(*(group.run(insert(f"r{i}", i)) for i in range(33))) == list(range(33))
+    assert await rows(maker) == {f"r{i}": i for i in range(33)}
+    # the first alone, then the 32 that queued meanwhile in groups of 8
+    assert (group.groups, group.writes) == (5, 33)
 
 
 async def test_a_lone_write_commits_at_once(maker: Any) -> None:
