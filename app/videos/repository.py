@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Update, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, Update, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +18,7 @@ from app.providers.base import TERMINAL, VideoStatus
 from app.videos.models import Character, IdempotencyKey, Video
 
 ACTIVE = (VideoStatus.queued, VideoStatus.in_progress)
-_VIDEOS = Video.__table__
+_VIDEOS = cast(Table, Video.__table__)
 
 
 async def get_owned(session: AsyncSession, owner: str, video_id: str) -> Video | None:

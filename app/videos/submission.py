@@ -279,7 +279,7 @@ def hold_claim(gw: Gateway, video_id: str, owner: str) -> Heartbeat:
 async def record_submitted(gw: Gateway, row: Video, channel: Channel, task: pb.VendorTask, *, owner: str) -> bool:
     """Store the vendor's id and release `owner`'s claim; False if the claim was lost meanwhile."""
     first_poll = now() + gw.settings.poll_interval_ms / 1000
-    values = {
+    values: dict[str, Any] = {
         "vendor_task_id": task.vendor_task_id,
         "vendor_meta": task.meta,
         "channel": channel.name,
