@@ -108,14 +108,7 @@ def main() -> int:
     from app.providers.registry import fingerprint
 
     with c.workdir("p3") as work, contextlib.ExitStack() as stack, c.OtherLoad() as other:
-        vendor, vport = c.start_uvicorn_app(
-            work,
-            "lib.fakevendor:create_app",
-            name="fakevendor",
-            core=c.CLIENT_CORE,
-            factory=True,
-            env={"FAKE_API_KEY": VENDOR_KEY, "FAKE_PROGRESS": args.vendor_progress},
-        )
+        vendor, vport = c.start_fake_vendor(work, VENDOR_KEY, FAKE_PROGRESS=args.vendor_progress)
         stack.callback(vendor.stop)
         base_url = f"http://127.0.0.1:{vport}/v1"
         config = write_config(work, base_url, args.max_rps)

@@ -138,14 +138,7 @@ def main() -> int:
         print(c.WRK_MISSING)
     out: dict[str, dict[str, object] | str] = {}
     with c.workdir("p4") as root, contextlib.ExitStack() as stack, c.OtherLoad() as other:
-        vendor, vport = c.start_uvicorn_app(
-            root,
-            "lib.fakevendor:create_app",
-            name="fakevendor",
-            core=c.CLIENT_CORE,
-            factory=True,
-            env={"FAKE_API_KEY": VENDOR_KEY},
-        )
+        vendor, vport = c.start_fake_vendor(root, VENDOR_KEY)
         stack.callback(vendor.stop)
         for db in dbs:
             work = root / db

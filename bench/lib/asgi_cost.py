@@ -22,18 +22,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def scope(path: str, auth: str) -> dict[str, Any]:
+def scope(
+    path: str, auth: str, *, method: str = "GET", headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> dict[str, Any]:
+    """An HTTP request's ASGI scope as uvicorn hands it over, from wrk (`headers`: the request's others)."""
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "GET",
+        "method": method,
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"host", b"bench"), (b"authorization", f"Bearer {auth}".encode()), (b"user-agent", b"wrk")],
+        "headers": [
+            (b"host", b"bench"),
+            (b"authorization", f"Bearer {auth}".encode()),
+            *headers,
+            (b"user-agent", b"wrk"),
+        ],
         "client": ("127.0.0.1", 5000),
         "server": ("127.0.0.1", 80),
     }

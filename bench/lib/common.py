@@ -236,6 +236,19 @@ def start_uvicorn_app(
     return proc, port
 
 
+def start_fake_vendor(work: Path, api_key: str, **env: str) -> tuple[Proc, int]:
+    """`lib/fakevendor.py` on the client core (it answers the gateway, not the load generator), requiring
+    `Authorization: Bearer <api_key>`; `env` sets its other FAKE_* knobs."""
+    return start_uvicorn_app(
+        work,
+        "lib.fakevendor:create_app",
+        name="fakevendor",
+        core=CLIENT_CORE,
+        factory=True,
+        env={"FAKE_API_KEY": api_key, **env},
+    )
+
+
 # -- databases -----------------------------------------------------------------------------------------
 
 

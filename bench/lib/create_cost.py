@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib import common as c
+from lib.asgi_cost import scope
 
 VENDOR_KEY = "sk-fake-vendor-bench"
 BODY = json.dumps(
@@ -83,26 +84,12 @@ async def main(args: argparse.Namespace, tmp: Path, vendor_url: str, url: str) -
         async with app.state.gateway.sessionmaker() as s:
             _, secret = await create_key(s, name="bench")
             await s.commit()
-        sc = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/v1/videos",
-            "raw_path": b"/v1/videos",
-            "query_string": b"",
-            "root_path": "",
-            "headers": [
-                (b"host", b"bench"),
-                (b"authorization", f"Bearer {secret}".encode()),
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(BODY)).encode()),
-                (b"user-agent", b"wrk"),
-            ],
-            "client": ("127.0.0.1", 5000),
-            "server": ("127.0.0.1", 80),
-        }
+        sc = scope(
+            "/v1/videos",
+            secret,
+            method="POST",
+            headers=((b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())),
+        )
         for rnd in range(3):
             print(f"round {rnd + 1}: {await per_call(app, sc, args.calls):.2f} ms of CPU per create")
         if args.profile:
@@ -125,14 +112,7 @@ if __name__ == "__main__":
     ap.add_argument("--profile", action="store_true", help="cProfile one more round")
     cli = ap.parse_args()
     with c.workdir("create-cost") as root:
-        vendor, vport = c.start_uvicorn_app(
-            root,
-            "lib.fakevendor:create_app",
-            name="fakevendor",
-            core=c.CLIENT_CORE,
-            factory=True,
-            env={"FAKE_API_KEY": VENDOR_KEY},
-        )
+        vendor, vport = c.start_fake_vendor(root, VENDOR_KEY)
         try:
             db_url = cli.db or f"sqlite+aiosqlite:///{root}/vidgate.db"
             migrate(db_url)
