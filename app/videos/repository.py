@@ -71,9 +71,7 @@ async def insert_row(session: AsyncSession, row: Video) -> None:
         column = attr.columns[0]
         value = getattr(row, attr.key)
         default: Any = column.default
-        if value is None and default is not None:
-            if default.is_clause_element:
-                continue  # computed by the database (none today)
+        if value is None and default is not None:  # scalars and callables (Video has no SQL defaults)
             value = default.arg(None) if default.is_callable else default.arg
         setattr(row, attr.key, value)  # every attribute loaded: nothing of the detached row is left to expire
         values[column.key] = value
@@ -159,14 +157,7 @@ def _compare_and_set(columns: tuple[str, ...], claimed: bool, polled: bool) -> U
 async def _set(
     session: AsyncSession, video_id: str, owner: str | None, values: dict[str, Any], *, nudged_since: float | None
 ) -> bool:
-    values.setdefault("updated_at", now())
-    if any(isinstance(v, ColumnElement) for v in values.values()):
-        # an SQL expression among the values: the general (ORM) statement
-        where = [Video.id == video_id, Video.status.in_(ACTIVE)]
-        if owner is not None:
-            where.append(Video.claimed_by == owner)
-        result = await session.execute(update(Video).where(*where).values(**values))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+    values.setdefault("updated_at", now())  # plain values only: they are bound as parameters
     polled = nudged_since is not None and "next_poll_at" in values
     params: dict[str, Any] = {f"v_{c}": v for c, v in values.items()}
     params["id_"] = video_id
